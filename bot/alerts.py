@@ -1,0 +1,205 @@
+"""Blocked-trade alerts in Slack: delivery from the outbox, coalescing, pacing and expiry.
+
+Each channel has one writer (AlertChannel) that makes at most one Slack call per interval,
+so a burst never turns into a 429 storm. It works from the database, not from a list in
+memory: every pass takes all trades no alert shows yet, so a burst that arrived while it
+waited goes out as one message per symbol, side and reason (or one update of a message
+that is still waiting for a decision). An outbox message is marked delivered only when
+its trade is in Slack; a failed call fails the waiting deliveries, which the outbox
+retries with backoff. Messages are always rendered from the database at the moment they
+are written, so a late write can never put back buttons a decision took away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks.alerts import alert
+from bot.loops import Loops
+from core.alerts import AlertGroup, AlertStatus, by_key, new_group
+from core.ports import Clock
+from storage.alert_store import SqlAlertStore
+from storage.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+class AlertChannel:
+    """The only writer of alert messages in one channel; one Slack call per `interval`."""
+
+    def __init__(
+        self,
+        channel: str,
+        client: AsyncWebClient,
+        store: SqlAlertStore,
+        clock: Clock,
+        ttl: timedelta,
+        interval: float = 1.0,
+    ) -> None:
+        self.channel = channel
+        self._client = client
+        self._store = store
+        self._clock = clock
+        self._ttl = ttl
+        self._interval = interval
+        self._last_call = float("-inf")
+        self._wake = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._refreshes: list[tuple[str, str]] = []
+        self._loops = Loops()
+
+    async def start(self) -> None:
+        self._loops.spawn(self._run(), name=f"alerts:{self.channel}")
+        self._wake.set()  # trades left unalerted by a previous run go out now
+
+    async def stop(self) -> None:
+        await self._loops.stop()
+
+    async def deliver(self, trade_id: int) -> None:
+        """Return once Slack shows the trade; raise if the Slack call for it failed."""
+        while await self._store.needs_alert(trade_id):
+            done = asyncio.get_running_loop().create_future()
+            self._waiters.append(done)
+            self._wake.set()
+            await done
+
+    def refresh(self, channel_id: str, ts: str) -> None:
+        """Re-render a message from the database (after a decision or expiry)."""
+        if (channel_id, ts) not in self._refreshes:
+            self._refreshes.append((channel_id, ts))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while self._loops.running:
+            await self._loops.pause(None, self._wake)
+            self._wake.clear()
+            try:
+                while self._loops.running and await self._write_next():
+                    self._settle()
+            except Exception as error:
+                log.warning("alerts in %s: Slack call failed: %s", self.channel, error)
+                self._settle(error)
+            else:
+                self._settle()
+
+    def _settle(self, error: Exception | None = None) -> None:
+        """Let waiting deliveries look again (or fail, so the outbox retries them later)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    async def _write_next(self) -> bool:
+        """One Slack call: a refresh first (people are waiting for it), else new trades."""
+        if self._refreshes:
+            await self._refresh(*self._refreshes.pop(0))
+            return True
+        pending = await self._store.pending()
+        if not pending:
+            return False
+        key, trades = next(iter(by_key(pending).items()))
+        ids = [trade.id for trade in trades]
+        waiting = await self._store.open_group(key)
+        if waiting is not None and waiting.channel and waiting.ts:
+            group = waiting.including(trades)
+            await self._paced(
+                self._client.chat_update,
+                channel=waiting.channel,
+                ts=waiting.ts,
+                **self._render(group),
+            )
+            await self._store.attach(ids, waiting.channel, waiting.ts, AlertStatus.POSTED)
+            return True
+        group = new_group(trades, self._ttl, self._clock.now())
+        posted = await self._paced(
+            self._client.chat_postMessage, channel=self.channel, **self._render(group)
+        )
+        await self._store.attach(ids, str(posted["channel"]), str(posted["ts"]), group.status)
+        return True
+
+    async def _refresh(self, channel_id: str, ts: str) -> None:
+        # Not retried: a message left stale corrects itself at the next click on it.
+        try:
+            group = await self._store.group(channel_id, ts)
+            if group is not None:
+                await self._paced(
+                    self._client.chat_update, channel=channel_id, ts=ts, **self._render(group)
+                )
+        except Exception as error:
+            log.warning("alerts: cannot update message %s in %s: %s", ts, channel_id, error)
+
+    def _render(self, group: AlertGroup) -> dict[str, Any]:
+        return alert(group, self._ttl).payload()
+
+    async def _paced(self, call: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        delay = self._last_call + self._interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            return await call(**kwargs)
+        finally:
+            self._last_call = time.monotonic()
+
+
+class Alerts:
+    """The alert component: the outbox deliverer, decisions, and the expiry sweep."""
+
+    def __init__(
+        self,
+        channel: AlertChannel,
+        store: SqlAlertStore,
+        clock: Clock,
+        ttl: timedelta,
+        sweep_seconds: float = 30.0,
+    ) -> None:
+        self._channel = channel
+        self._store = store
+        self._clock = clock
+        self._ttl = ttl
+        self._sweep_seconds = sweep_seconds
+        self._loops = Loops()
+
+    async def start(self) -> None:
+        await self._channel.start()
+        self._loops.spawn(self._sweep(), name="alerts:expiry")
+
+    async def stop(self) -> None:
+        await self._loops.stop()
+        await self._channel.stop()
+
+    async def deliver(self, message: OutboxMessage) -> None:
+        await self._channel.deliver(int(message.payload["blocked_trade_id"]))
+
+    async def decided(self, channel_id: str, ts: str) -> None:
+        """A decision was recorded for the message: close it and show who decided."""
+        await self._store.mark(channel_id, ts, AlertStatus.DECIDED)
+        self._channel.refresh(channel_id, ts)
+
+    def refresh(self, channel_id: str, ts: str) -> None:
+        self._channel.refresh(channel_id, ts)
+
+    async def expire_due(self) -> None:
+        """Close every message nobody answered in time."""
+        cutoff = self._clock.now() - self._ttl
+        for channel_id, ts in await self._store.due_for_expiry(cutoff):
+            if await self._store.mark(channel_id, ts, AlertStatus.EXPIRED):
+                self._channel.refresh(channel_id, ts)
+
+    async def _sweep(self) -> None:
+        while self._loops.running:
+            try:
+                await self.expire_due()
+            except Exception:
+                log.warning("alerts: expiry sweep failed; trying again later", exc_info=True)
+            await self._loops.pause(self._sweep_seconds)

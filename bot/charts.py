@@ -1,0 +1,33 @@
+"""Charts for Slack, as PNG bytes (the Slack side uploads them with files.upload_v2).
+
+Pure and picklable: rendering takes some tens of milliseconds of CPU, so callers on the event
+loop run it in the process pool (`runtime.deps.optimizer.compute.run(equity_chart_png, r)`).
+"""
+
+from __future__ import annotations
+
+import io
+
+# A bare Figure, not pyplot: no global state, no display backend; PNG through Agg.
+from matplotlib.figure import Figure
+
+from core.optimization_views import RunReport
+
+
+def equity_chart_png(report: RunReport) -> bytes:
+    """The portfolio equity of the baseline and of the winner over the run's data range."""
+    figure = Figure(figsize=(8, 3.5), dpi=100)
+    axes = figure.subplots()
+    times = list(report.equity_times)
+    axes.plot(times, report.equity_baseline, label="baseline", color="#888888")
+    if report.equity_winner is not None:
+        axes.plot(times, report.equity_winner, label="best candidate", color="#1f77b4")
+    run = report.run
+    axes.set_title(f"{run.run_id} · {run.scope} · {run.status.value}", fontsize=10)
+    axes.set_ylabel("equity (1 = start)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
+    figure.autofmt_xdate()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()

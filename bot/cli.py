@@ -1,0 +1,475 @@
+"""The `paramadapt` command line. Each subcommand calls one use case in core.services."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot import render, render_blocked, render_learning, render_optimizer
+from bot.config import ConfigError, Settings, load_settings
+from bot.runtime import Runtime, cli_actor, open_runtime
+from bot.webhook.operator_routes import parse_window
+from core import blocked_insights, learning, optimization, services
+from core.backtest import BacktestSettings
+from core.errors import UserError, ValidationError
+from core.optimizer import Method
+from core.params import Scope
+from storage.db import mask_url
+from storage.marketdata import load_candles
+
+log = logging.getLogger("paramadapt")
+
+Handler = Callable[[Runtime, argparse.Namespace], Awaitable[None]]
+
+
+class CliParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CliParser(
+        prog="paramadapt",
+        description="Slack-first chatops bot for learning-driven parameter adaptation.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="migrate the database and start the bot and HTTP server")
+    run.add_argument(
+        "--as",
+        dest="as_user",
+        type=_slack_user,
+        metavar="USER_ID",
+        help="console mode (no Slack tokens): type commands as this Slack user id, with the "
+        "roles the configuration gives it (default: U0CONSOLE, an admin in console mode)",
+    )
+    _db_commands(commands)
+    _params_commands(commands)
+    _backup_commands(commands)
+    _learning_commands(commands)
+    _optimizer_commands(commands)
+    blocked = commands.add_parser(
+        "blocked", help="what blocked trades would have done had they been executed"
+    )
+    blocked.add_argument(
+        "--window", type=_window, default="7d", help="ending now: 24h, 7d, 2w (default 7d)"
+    )
+    config = commands.add_parser("config", help="check the configuration").add_subparsers(
+        dest="config_command", required=True, metavar="SUBCOMMAND"
+    )
+    check = config.add_parser("check", help="validate and print the effective configuration")
+    check.add_argument("file", nargs="?", help="TOML file (default: $PARAMADAPT_CONFIG)")
+    return parser
+
+
+def _db_commands(commands: Any) -> None:
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="SUBCOMMAND"
+    )
+    db.add_parser("upgrade", help="create or upgrade the schema to the latest migration")
+
+
+def _scope_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scope", type=_scope, default=Scope.GLOBAL, help="global (default), HIGH, MEDIUM or LOW"
+    )
+
+
+def _based_on_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--based-on",
+        type=int,
+        metavar="VERSION",
+        help="refuse the change unless VERSION is still the active one",
+    )
+
+
+def _params_commands(commands: Any) -> None:
+    params = commands.add_parser("params", help="show and change parameters").add_subparsers(
+        dest="params_command", required=True, metavar="SUBCOMMAND"
+    )
+    show = params.add_parser("show", help="effective values of a scope")
+    show.add_argument("name", nargs="?", help="one parameter (default: all)")
+    _scope_option(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    set_ = params.add_parser("set", help="change one parameter (backed up first)")
+    set_.add_argument("name")
+    set_.add_argument("value")
+    _scope_option(set_)
+    set_.add_argument("--reason", required=True, help="why the value changes (required)")
+    _based_on_option(set_)
+
+    reset = params.add_parser("reset", help="back to the default (global) or inherit (levels)")
+    reset.add_argument("name")
+    _scope_option(reset)
+    reset.add_argument("--reason", default="", help="why")
+    _based_on_option(reset)
+
+    history = params.add_parser("history", help="parameter changes, newest first")
+    history.add_argument("name", nargs="?", help="only this parameter")
+    _scope_option(history)
+    history.add_argument("--limit", type=int, default=20)
+
+    diff = params.add_parser("diff", help="what differs between two versions of a scope")
+    diff.add_argument("old", type=int, metavar="V1")
+    diff.add_argument("new", type=int, metavar="V2")
+    _scope_option(diff)
+
+    restore = params.add_parser("restore", help="make an earlier version or a backup active again")
+    target = restore.add_mutually_exclusive_group(required=True)
+    target.add_argument("version", type=int, nargs="?", metavar="VERSION")
+    target.add_argument("--backup", metavar="ID", help="restore from a backup file")
+    _scope_option(restore)
+    restore.add_argument("--reason", default="", help="why")
+    _based_on_option(restore)
+
+
+def _backup_commands(commands: Any) -> None:
+    backup = commands.add_parser("backup", help="configuration backups").add_subparsers(
+        dest="backup_command", required=True, metavar="SUBCOMMAND"
+    )
+    create = backup.add_parser("create", help="back up a scope's active configuration now")
+    _scope_option(create)
+    create.add_argument("--reason", default="", help="why")
+    listing = backup.add_parser("list", help="backups, newest first")
+    listing.add_argument("--scope", type=_scope, default=None, help="only this scope")
+    listing.add_argument("--limit", type=int, default=50)
+
+
+def _learning_commands(commands: Any) -> None:
+    sessions = commands.add_parser(
+        "learning", help="learning sessions: relax the risk limits for a while, then restore"
+    ).add_subparsers(dest="learning_command", required=True, metavar="SUBCOMMAND")
+    start = sessions.add_parser("start", help="relax the risk parameters for a number of minutes")
+    start.add_argument("duration", type=int, metavar="DURATION_MINUTES")
+    start.add_argument("--reason", required=True, help="what the session explores (required)")
+    start.add_argument(
+        "--relax",
+        type=_relax_pct,
+        action="append",
+        default=[],
+        metavar="NAME=PCT",
+        help="relax NAME by PCT percent (within its range; default: the middle of it)",
+    )
+    stop = sessions.add_parser("stop", help="end the running session now and restore")
+    stop.add_argument("--reason", default="", help="why")
+    sessions.add_parser("status", help="the running session: time left, trades, PnL, values")
+    history = sessions.add_parser("history", help="sessions, newest first")
+    history.add_argument("--limit", type=int, default=20)
+
+
+def _optimizer_commands(commands: Any) -> None:
+    optimize = commands.add_parser(
+        "optimize", help="run an optimization cycle now: backtest candidates, apply a winner"
+    )
+    _scope_option(optimize)
+    optimize.add_argument("--method", type=Method, choices=list(Method), help="default: configured")
+    optimize.add_argument("--lookback-days", type=int, metavar="N", help="default: configured")
+    optimize.add_argument(
+        "--until",
+        type=_utc_time,
+        metavar="ISO_TIME",
+        help="end of the data range (default: now)",
+    )
+    optimize.add_argument(
+        "--seed",
+        type=int,
+        help="random seed (default: configured or random); with --until, --lookback-days and "
+        "--method it repeats a stored run",
+    )
+    optimize.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show candidates and results; store and apply nothing",
+    )
+    backtest = commands.add_parser("backtest", help="run the reference strategy on one data file")
+    backtest.add_argument(
+        "--data", required=True, metavar="PATH", help="CSV, Parquet, feather, JSON"
+    )
+    backtest.add_argument("--symbol", help="default: from a PAIR-TIMEFRAME file name")
+    backtest.add_argument("--timeframe", help="default: from a PAIR-TIMEFRAME file name")
+    _scope_option(backtest)
+    backtest.add_argument(
+        "--set",
+        dest="overrides",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy parameter instead of the scope's value",
+    )
+    backtest.add_argument("--cash", type=float, default=BacktestSettings.cash)
+    backtest.add_argument("--commission", type=float, default=BacktestSettings.commission)
+    backtest.add_argument("--spread", type=float, default=BacktestSettings.spread)
+    backtest.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sign, value = text.partition("=")
+    if not sign or not name.strip():
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VALUE, e.g. long_rsi_entry=35")
+    return name.strip(), value.strip()
+
+
+def _utc_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an ISO time such as 2026-03-01T00:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _relax_pct(text: str) -> tuple[str, float]:
+    name, _, pct = text.partition("=")
+    try:
+        return name.strip(), float(pct)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not NAME=PCT, e.g. min_confidence=15"
+        ) from None
+
+
+def _slack_user(text: str) -> str:
+    if not re.fullmatch(r"[UW][A-Z0-9]{2,}", text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a Slack user id such as U0123ABCD")
+    return text
+
+
+def _window(text: str) -> timedelta:
+    try:
+        return parse_window(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _scope(text: str) -> Scope:
+    try:
+        return Scope.parse(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+async def _params_show(runtime: Runtime, args: argparse.Namespace) -> None:
+    view = await services.show_parameters(runtime.deps, cli_actor(), args.scope, args.name)
+    print(
+        json.dumps(render.scope_view_json(view), indent=2) if args.json else render.scope_view(view)
+    )
+
+
+async def _params_set(runtime: Runtime, args: argparse.Namespace) -> None:
+    result = await services.set_parameter(
+        runtime.deps, cli_actor(), args.scope, args.name, args.value, args.reason, args.based_on
+    )
+    print(render.change_result(result))
+
+
+async def _params_reset(runtime: Runtime, args: argparse.Namespace) -> None:
+    result = await services.reset_parameter(
+        runtime.deps, cli_actor(), args.scope, args.name, args.reason, args.based_on
+    )
+    print(render.change_result(result))
+
+
+async def _params_history(runtime: Runtime, args: argparse.Namespace) -> None:
+    records = await services.parameter_history(
+        runtime.deps, cli_actor(), args.scope, args.name, args.limit
+    )
+    print(render.history(args.scope, records))
+
+
+async def _params_diff(runtime: Runtime, args: argparse.Namespace) -> None:
+    diff = await services.diff_versions(runtime.deps, cli_actor(), args.scope, args.old, args.new)
+    print(render.version_diff(diff))
+
+
+async def _params_restore(runtime: Runtime, args: argparse.Namespace) -> None:
+    actor = cli_actor()
+    if args.backup:
+        result = await services.restore_backup(
+            runtime.deps, actor, args.backup, args.reason, args.based_on
+        )
+    else:
+        result = await services.restore_version(
+            runtime.deps, actor, args.scope, args.version, args.reason, args.based_on
+        )
+    print(render.change_result(result))
+
+
+async def _backup_create(runtime: Runtime, args: argparse.Namespace) -> None:
+    backup = await services.create_backup(runtime.deps, cli_actor(), args.scope, args.reason)
+    print(f"backed up {backup.scope} version {backup.version} as {backup.backup_id}")
+
+
+async def _backup_list(runtime: Runtime, args: argparse.Namespace) -> None:
+    backups = await services.list_backups(runtime.deps, cli_actor(), args.scope, args.limit)
+    print(render.backups(backups))
+
+
+async def _learning_start(runtime: Runtime, args: argparse.Namespace) -> None:
+    session = await learning.start_learning_session(
+        runtime.deps, cli_actor(), args.duration, args.reason, dict(args.relax)
+    )
+    print(render_learning.started(session))
+
+
+async def _learning_stop(runtime: Runtime, args: argparse.Namespace) -> None:
+    session = await learning.stop_learning_session(runtime.deps, cli_actor(), args.reason)
+    print(render_learning.ended(session))
+
+
+async def _learning_status(runtime: Runtime, _args: argparse.Namespace) -> None:
+    print(render_learning.status(await learning.learning_status(runtime.deps, cli_actor())))
+
+
+async def _learning_history(runtime: Runtime, args: argparse.Namespace) -> None:
+    sessions = await learning.learning_history(runtime.deps, cli_actor(), args.limit)
+    print(render_learning.history(sessions))
+
+
+async def _optimize(runtime: Runtime, args: argparse.Namespace) -> None:
+    request = optimization.OptimizationRequest(
+        scope=args.scope,
+        method=args.method,
+        lookback_days=args.lookback_days,
+        until=args.until,
+        seed=args.seed,
+    )
+    report = await optimization.optimize(runtime.deps, cli_actor(), request, dry_run=args.dry_run)
+    print(render_optimizer.cycle_report(report))
+
+
+async def _backtest(runtime: Runtime, args: argparse.Namespace) -> None:
+    policy = runtime.settings.optimizer.policy
+    try:
+        settings = BacktestSettings(args.cash, args.commission, args.spread)
+        candles, _ = load_candles(Path(args.data), args.symbol, args.timeframe, policy.max_gap_bars)
+    except (ValueError, OSError) as error:
+        raise ValidationError(f"{args.data}: {error}") from None
+    report = await optimization.backtest(
+        runtime.deps, cli_actor(), candles, args.scope, args.overrides, settings
+    )
+    if args.json:
+        print(json.dumps(render_optimizer.backtest_json(report, candles, settings), indent=2))
+    else:
+        print(render_optimizer.backtest_text(report, candles))
+
+
+async def _blocked(runtime: Runtime, args: argparse.Namespace) -> None:
+    until = runtime.deps.clock.now()
+    found = await blocked_insights.blocked_trade_insights(
+        runtime.deps, cli_actor(), until - args.window, until
+    )
+    print(render_blocked.insights(found))
+
+
+async def _db_upgrade(runtime: Runtime, _args: argparse.Namespace) -> None:
+    print(f"database schema is up to date ({mask_url(runtime.settings.database_url)})")
+
+
+async def _run(runtime: Runtime, args: argparse.Namespace) -> None:
+    from bot.service import serve
+
+    await serve(runtime, console_user=args.as_user)
+
+
+HANDLERS: dict[tuple[str, str | None], Handler] = {
+    ("run", None): _run,
+    ("db", "upgrade"): _db_upgrade,
+    ("params", "show"): _params_show,
+    ("params", "set"): _params_set,
+    ("params", "reset"): _params_reset,
+    ("params", "history"): _params_history,
+    ("params", "diff"): _params_diff,
+    ("params", "restore"): _params_restore,
+    ("backup", "create"): _backup_create,
+    ("backup", "list"): _backup_list,
+    ("learning", "start"): _learning_start,
+    ("learning", "stop"): _learning_stop,
+    ("learning", "status"): _learning_status,
+    ("learning", "history"): _learning_history,
+    ("optimize", None): _optimize,
+    ("backtest", None): _backtest,
+    ("blocked", None): _blocked,
+}
+
+
+def _handler(args: argparse.Namespace) -> Handler:
+    sub = getattr(args, f"{args.command}_command", None)
+    return HANDLERS[(args.command, sub)]
+
+
+def _config_check(args: argparse.Namespace, env: dict[str, str]) -> None:
+    if args.file:
+        env = {**env, "PARAMADAPT_CONFIG": args.file}
+    settings = load_settings(env)
+    print(json.dumps(settings.masked(), indent=2))
+    print("configuration OK", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    import os
+
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ) if env is None else env
+    try:
+        if args.command == "config":
+            _config_check(args, env)
+            return 0
+        settings = load_settings(env)
+    except ConfigError as error:
+        return _fail(f"configuration error: {error}")
+    _configure_logging(settings, verbose=args.command == "run")
+    try:
+        asyncio.run(_execute(settings, args))
+    except UserError as error:
+        return _fail(str(error))
+    except (OperationalError, DBAPIError, OSError) as error:
+        log.debug("database error", exc_info=True)
+        return _fail(
+            f"database unavailable ({mask_url(settings.database_url)}): {_first_line(error)}", 1
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _execute(settings: Settings, args: argparse.Namespace) -> None:
+    async with open_runtime(settings) as runtime:
+        await _handler(args)(runtime, args)
+
+
+def _configure_logging(settings: Settings, *, verbose: bool) -> None:
+    level = (
+        settings.log_level
+        if verbose
+        else max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"paramadapt: error: {message}", file=sys.stderr)
+    return code
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__

@@ -1,0 +1,187 @@
+"""/param: parse the text, call the one use case, build the answer.
+
+Used by the Slack listener, the console (through the same listener) and the HTTP API
+(`POST /process-command`), so every entry point answers the same text the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from slack_sdk.models.views import View
+
+from bot.blocks import alerts as alert_blocks
+from bot.blocks import help as help_blocks
+from bot.blocks import learning as learning_blocks
+from bot.blocks import params as param_blocks
+from bot.blocks.common import Message
+from bot.runtime import Runtime
+from core import blocked_insights, learning, services, trades
+from core import commands as c
+from core.authz import Action, Actor, require
+from core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    runtime: Runtime
+    actor: Actor
+    channel_id: str = ""
+    # Slack only: a form needs the trigger_id of the command that asks for it.
+    open_form: Callable[[View], Awaitable[None]] | None = None
+
+
+C = TypeVar("C")
+Handler = Callable[[CommandContext, C], Awaitable[Message | None]]
+_HANDLERS: dict[type[Any], Handler[Any]] = {}
+
+
+def handles(kind: type[C]) -> Callable[[Handler[C]], Handler[C]]:
+    def register(handler: Handler[C]) -> Handler[C]:
+        _HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+def available() -> set[str]:
+    """The subcommands that have a use case behind them; the others are unknown."""
+    return {c.NAMES[kind] for kind in _HANDLERS}
+
+
+async def run_command(ctx: CommandContext, text: str) -> Message | None:
+    """The answer to one /param text (None when a form opened instead)."""
+    try:
+        command = c.parse(text, available())
+        return await _HANDLERS[type(command)](ctx, command)
+    except c.CommandError as error:
+        log.info("/param %r from %s: bad input: %s", text, ctx.actor.id, error)
+        return help_blocks.usage_error(error, c.reference(ctx.actor, available()))
+    except UserError as error:
+        log.info("/param %r from %s refused: %s", text, ctx.actor.id, error)
+        return help_blocks.refusal(str(error))
+
+
+@handles(c.Help)
+async def _help(ctx: CommandContext, _command: c.Help) -> Message:
+    return help_blocks.reference(c.reference(ctx.actor, available()))
+
+
+@handles(c.Show)
+async def _show(ctx: CommandContext, command: c.Show) -> Message:
+    view = await services.show_parameters(ctx.runtime.deps, ctx.actor, command.scope, command.name)
+    return param_blocks.scope_view(view)
+
+
+@handles(c.Set)
+async def _set(ctx: CommandContext, command: c.Set) -> Message:
+    result = await services.set_parameter(
+        ctx.runtime.deps, ctx.actor, command.scope, command.name, command.value, command.reason
+    )
+    what = f"set `{command.name}` in *{command.scope}*"
+    return param_blocks.change_announcement(ctx.actor.id, what, result, command.reason)
+
+
+@handles(c.Reset)
+async def _reset(ctx: CommandContext, command: c.Reset) -> Message:
+    result = await services.reset_parameter(
+        ctx.runtime.deps, ctx.actor, command.scope, command.name, command.reason
+    )
+    what = f"reset `{command.name}` in *{command.scope}*"
+    why = result.version.reason if result.version else command.reason
+    return param_blocks.change_announcement(ctx.actor.id, what, result, why)
+
+
+@handles(c.Restore)
+async def _restore(ctx: CommandContext, command: c.Restore) -> Message:
+    result = await services.restore_version(
+        ctx.runtime.deps, ctx.actor, command.scope, command.version, command.reason
+    )
+    what = f"restored *{command.scope}* version {command.version}"
+    why = result.version.reason if result.version else command.reason
+    return param_blocks.change_announcement(ctx.actor.id, what, result, why)
+
+
+@handles(c.History)
+async def _history(ctx: CommandContext, command: c.History) -> Message:
+    records = await services.parameter_history(
+        ctx.runtime.deps, ctx.actor, command.scope, command.name, command.limit
+    )
+    return param_blocks.history(command.scope, records)
+
+
+@handles(c.Diff)
+async def _diff(ctx: CommandContext, command: c.Diff) -> Message:
+    diff = await services.diff_versions(
+        ctx.runtime.deps, ctx.actor, command.scope, command.old, command.new
+    )
+    return param_blocks.version_diff(diff)
+
+
+@handles(c.Override)
+async def _override(ctx: CommandContext, command: c.Override) -> Message:
+    granted = await trades.grant_override(
+        ctx.runtime.deps, ctx.actor, command.symbol, command.side, command.reason
+    )
+    return alert_blocks.override_granted(granted)
+
+
+@handles(c.Blocked)
+async def _blocked(ctx: CommandContext, command: c.Blocked) -> Message:
+    deps = ctx.runtime.deps
+    until = deps.clock.now()
+    since = until - command.window
+    stats = await trades.blocked_trade_stats(deps, ctx.actor, since, until, limit=10)
+    message = alert_blocks.blocked_stats(stats, _window_text(command))
+    if deps.optimizer is None:  # a Deps without market-data ports (some tests)
+        return message
+    found = await blocked_insights.blocked_trade_insights(deps, ctx.actor, since, until)
+    return alert_blocks.with_counterfactual(message, found)
+
+
+def _window_text(command: c.Blocked) -> str:
+    minutes = int(command.window.total_seconds() // 60)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"
+
+
+@handles(c.LearningStart)
+async def _learning_start(ctx: CommandContext, command: c.LearningStart) -> Message | None:
+    deps = ctx.runtime.deps
+    if command.duration_minutes is not None:
+        session = await learning.start_learning_session(
+            deps, ctx.actor, command.duration_minutes, command.reason
+        )
+        return _for_the_caller(learning_blocks.started(session))
+    require(ctx.actor, Action.LEARNING)  # refuse before a form that could only be refused
+    if ctx.open_form is None:
+        raise c.CommandError(
+            "give the duration and a reason here (the form needs Slack)",
+            c.USAGES["learning start"],
+        )
+    choices = learning.relax_choices(deps.schema)
+    await ctx.open_form(learning_blocks.form(choices, deps.learning_policy, ctx.channel_id))
+    return None
+
+
+@handles(c.LearningStop)
+async def _learning_stop(ctx: CommandContext, command: c.LearningStop) -> Message:
+    session = await learning.stop_learning_session(ctx.runtime.deps, ctx.actor, command.reason)
+    return _for_the_caller(learning_blocks.ended(session))
+
+
+def _for_the_caller(announcement: Message) -> Message:
+    """The caller sees it at once; the channel gets it from the outbox (bot.announcements)."""
+    return replace(announcement, ephemeral=True)
+
+
+@handles(c.LearningStatusQuery)
+async def _learning_status(ctx: CommandContext, _command: c.LearningStatusQuery) -> Message:
+    return learning_blocks.status(await learning.learning_status(ctx.runtime.deps, ctx.actor))

@@ -1,0 +1,343 @@
+"""Settings: environment variables (12-factor) plus an optional TOML file for structure.
+
+Secrets only ever come from the environment; the TOML file names the variable that
+holds each one. A misconfiguration raises ConfigError naming the setting and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.optimizer_config import OptimizerSettings, parse_optimizer
+from bot.optimizer_config import masked as masked_optimizer
+from core.authz import Role
+from core.errors import ValidationError
+from core.learning_model import LearningPolicy
+from core.models import Policy
+from core.params import ParamSchema, load_schema
+from storage.db import DatabaseUrlError, mask_url, normalize_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/paramadapt.db"
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ROLE_NAMES = ("admin", "operator", "viewer")
+TOKEN_SCOPES = ("engine", "viewer", "admin")
+SECTIONS = {
+    "slack",
+    "roles",
+    "api_tokens",
+    "parameters",
+    "overrides",
+    "http",
+    "learning",
+    "optimizer",
+}
+_SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+class ConfigError(Exception):
+    """One clear line: which setting is wrong and how."""
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    name: str
+    token_env: str
+    scopes: tuple[str, ...]
+    secret: str = field(repr=False)
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        return tuple(Role(scope) for scope in self.scopes)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    backup_dir: Path = Path("./var/backups")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    config_file: Path | None = None
+    risk_channel: str = "#risk-blocked"
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api_tokens: tuple[ApiToken, ...] = ()
+    schema: ParamSchema = field(default_factory=load_schema, repr=False)
+    slack_bot_token: str = field(default="", repr=False)
+    slack_app_token: str = field(default="", repr=False)
+    slack_signing_secret: str = field(default="", repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    engine_webhook_secret: str = field(default="", repr=False)
+    engine_callback_url: str = ""
+    alert_expiry_minutes: int = 15
+    override_ttl_minutes: int = 15
+    max_body_bytes: int = 1_048_576
+    learning: LearningPolicy = field(default_factory=LearningPolicy)
+    market_data_dir: Path | None = None
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+
+    @property
+    def slack_mode(self) -> str:
+        """socket (bot + app token), http (bot token + signing secret) or console (none)."""
+        if self.slack_bot_token and self.slack_app_token:
+            return "socket"
+        if self.slack_bot_token and self.slack_signing_secret:
+            return "http"
+        return "console"
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(
+            override_ttl=timedelta(minutes=self.override_ttl_minutes),
+            alert_ttl=timedelta(minutes=self.alert_expiry_minutes),
+        )
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration, safe to print: secrets are never shown."""
+        return {
+            "DATABASE_URL": mask_url(self.database_url),
+            "BACKUP_DIR": str(self.backup_dir),
+            "HOST": self.host,
+            "PORT": self.port,
+            "LOG_LEVEL": self.log_level,
+            "PARAMADAPT_CONFIG": str(self.config_file) if self.config_file else None,
+            "slack": {
+                "mode": self.slack_mode,
+                "risk_channel": self.risk_channel,
+                "alert_expiry_minutes": self.alert_expiry_minutes,
+                "SLACK_API_URL": self.slack_api_url,
+                "SLACK_BOT_TOKEN": _shown(self.slack_bot_token),
+                "SLACK_APP_TOKEN": _shown(self.slack_app_token),
+                "SLACK_SIGNING_SECRET": _shown(self.slack_signing_secret),
+            },
+            "engine": {
+                "ENGINE_WEBHOOK_SECRET": _shown(self.engine_webhook_secret),
+                "ENGINE_CALLBACK_URL": self.engine_callback_url or None,
+            },
+            "overrides": {"ttl_minutes": self.override_ttl_minutes},
+            "http": {"max_body_bytes": self.max_body_bytes},
+            "learning": dataclasses.asdict(self.learning),
+            "MARKET_DATA_DIR": str(self.market_data_dir) if self.market_data_dir else None,
+            "optimizer": masked_optimizer(self.optimizer, self.backup_dir),
+            "roles": {name: list(ids) for name, ids in self.roles.items()},
+            "api_tokens": [
+                {"name": t.name, "token_env": t.token_env, "scopes": list(t.scopes), "token": "***"}
+                for t in self.api_tokens
+            ],
+            "parameters": self.schema.names,
+        }
+
+
+def _shown(secret: str) -> str | None:
+    return "***" if secret else None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    config_file = Path(env["PARAMADAPT_CONFIG"]) if env.get("PARAMADAPT_CONFIG") else None
+    document = _read_toml(config_file) if config_file else {}
+    where = f"PARAMADAPT_CONFIG ({config_file})"
+    slack = _table(document, "slack", where)
+    return Settings(
+        database_url=_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+        backup_dir=Path(env.get("BACKUP_DIR") or "./var/backups"),
+        host=env.get("HOST") or "127.0.0.1",
+        port=_port(env.get("PORT")),
+        log_level=_log_level(env.get("LOG_LEVEL")),
+        config_file=config_file,
+        risk_channel=_risk_channel(env, slack, where),
+        roles=_roles(document.get("roles", {}), where),
+        api_tokens=_api_tokens(document.get("api_tokens", []), env, where),
+        schema=_schema(document.get("parameters", {}), where),
+        **_slack_secrets(env),
+        slack_api_url=_http_url("SLACK_API_URL", env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
+        engine_webhook_secret=env.get("ENGINE_WEBHOOK_SECRET", ""),
+        engine_callback_url=_http_url("ENGINE_CALLBACK_URL", env.get("ENGINE_CALLBACK_URL", "")),
+        alert_expiry_minutes=_whole(slack, "alert_expiry_minutes", 15, f"{where}: slack"),
+        override_ttl_minutes=_whole(
+            _table(document, "overrides", where), "ttl_minutes", 15, f"{where}: overrides"
+        ),
+        max_body_bytes=_whole(
+            _table(document, "http", where), "max_body_bytes", 1_048_576, f"{where}: http"
+        ),
+        learning=_learning(_table(document, "learning", where), f"{where}: learning"),
+        market_data_dir=Path(env["MARKET_DATA_DIR"]) if env.get("MARKET_DATA_DIR") else None,
+        optimizer=_optimizer(_table(document, "optimizer", where), f"{where}: optimizer"),
+    )
+
+
+def _optimizer(table: Mapping[str, Any], where: str) -> OptimizerSettings:
+    try:
+        return parse_optimizer(table)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _table(document: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    table = document.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return table
+
+
+def _whole(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}.{key}: must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _learning(table: Mapping[str, Any], where: str) -> LearningPolicy:
+    defaults = dataclasses.asdict(LearningPolicy())
+    unknown = set(table) - set(defaults)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}"
+        )
+    policy = LearningPolicy(
+        **{key: _whole(table, key, value, where) for key, value in defaults.items()}
+    )
+    if policy.min_duration_minutes > policy.max_duration_minutes:
+        raise ConfigError(f"{where}: min_duration_minutes is greater than max_duration_minutes")
+    return policy
+
+
+def _http_url(name: str, raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}: must be an http:// or https:// URL, got {raw!r}")
+    return raw
+
+
+def _slack_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    bot, app = env.get("SLACK_BOT_TOKEN", ""), env.get("SLACK_APP_TOKEN", "")
+    signing = env.get("SLACK_SIGNING_SECRET", "")
+    if bot and not bot.startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")
+    if app and not app.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN: must be an app-level token starting with xapp-")
+    if bot and not (app or signing):
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) "
+            "nor SLACK_SIGNING_SECRET (HTTP mode) is"
+        )
+    if (app or signing) and not bot:
+        raise ConfigError(
+            "SLACK_BOT_TOKEN: required when SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is set"
+        )
+    return {"slack_bot_token": bot, "slack_app_token": app, "slack_signing_secret": signing}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    where = f"PARAMADAPT_CONFIG ({path})"
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot be read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    unknown = set(document) - SECTIONS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(SECTIONS))}"
+        )
+    return document
+
+
+def _database_url(raw: str) -> str:
+    try:
+        return normalize_url(raw).render_as_string(hide_password=False)
+    except DatabaseUrlError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
+
+
+def _port(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 8080
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"PORT: must be a whole number from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def _risk_channel(env: Mapping[str, str], slack: Mapping[str, Any], where: str) -> str:
+    channel = env.get("RISK_CHANNEL") or slack.get("risk_channel", "#risk-blocked")
+    if not isinstance(channel, str) or not channel.strip():
+        raise ConfigError(
+            f"{where}: slack.risk_channel must be a channel name such as #risk-blocked"
+        )
+    return channel
+
+
+def _roles(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [roles] must be a table")
+    unknown = set(raw) - set(ROLE_NAMES)
+    if unknown:
+        raise ConfigError(
+            f"{where}: roles.{sorted(unknown)[0]} is not a role; roles are {', '.join(ROLE_NAMES)}"
+        )
+    roles: dict[str, tuple[str, ...]] = {}
+    for name, ids in raw.items():
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ConfigError(f"{where}: roles.{name} must be a list of Slack ids")
+        for member in ids:
+            if member != "*" and not _SLACK_ID.match(member):
+                raise ConfigError(
+                    f"{where}: roles.{name}: {member!r} is not a Slack user id (U…), "
+                    'user-group id (S…) or "*"'
+                )
+        roles[name] = tuple(ids)
+    return roles
+
+
+def _api_tokens(raw: Any, env: Mapping[str, str], where: str) -> tuple[ApiToken, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: api_tokens must be an array of tables ([[api_tokens]])")
+    tokens: list[ApiToken] = []
+    for index, entry in enumerate(raw):
+        label = f"{where}: api_tokens[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"name", "token_env", "scopes"}:
+            raise ConfigError(f"{label}: takes only name, token_env and scopes")
+        name, token_env, scopes = entry.get("name"), entry.get("token_env"), entry.get("scopes")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{label}: name is required")
+        if not isinstance(token_env, str) or not token_env:
+            raise ConfigError(f"{label} ({name}): token_env must name an environment variable")
+        if not isinstance(scopes, list) or not scopes or set(scopes) - set(TOKEN_SCOPES):
+            raise ConfigError(
+                f"{label} ({name}): scopes must be a non-empty list of {', '.join(TOKEN_SCOPES)}"
+            )
+        secret = env.get(token_env, "")
+        if len(secret) < 16:
+            raise ConfigError(
+                f"{token_env}: the token for api_tokens '{name}' must be set "
+                "and at least 16 characters long"
+            )
+        tokens.append(ApiToken(name, token_env, tuple(scopes), secret))
+    return tuple(tokens)
+
+
+def _schema(raw: Any, where: str) -> ParamSchema:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{where}: [parameters.NAME] entries must be tables")
+    try:
+        return load_schema(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{where}: {error}") from None

@@ -1,0 +1,169 @@
+"""Routes declare what they need; one wrapper enforces it for every route.
+
+Order of checks, the same everywhere: authentication (401), authorization (403),
+signature of engine requests (401), content type (415), size (413), body and query
+validation (422). Only then does the handler call its use case.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from bot.config import ApiToken
+from bot.runtime import Runtime
+from bot.webhook.auth import ReplayGuard, authenticate
+from bot.webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from core.authz import Action, Actor, needed_role
+from core.errors import PermissionDeniedError
+
+RUNTIME = web.AppKey("runtime", Runtime)
+REPLAYS = web.AppKey("replays", ReplayGuard)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler gets: the request, who is calling, and the validated inputs."""
+
+    request: web.Request
+    runtime: Runtime
+    actor: Actor
+    body: Any = None
+    query: Any = None
+    path: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    action: Action | None  # None: public, no token needed
+    tag: str
+    responses: dict[int, type[BaseModel] | None]
+    body: tuple[type[BaseModel], ...] = ()  # several: chosen by BODY_CHOOSERS
+    query: type[BaseModel] | None = None
+    path_params: dict[str, type] = field(default_factory=dict)
+    signed: bool = False  # an engine request: signed when ENGINE_WEBHOOK_SECRET is set
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal (401, 413, 415, 422) with a JSON body."""
+
+    def __init__(self, status: int, message: str, problems: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.problems = problems
+
+
+ANONYMOUS = Actor.having("anonymous", "api")
+
+
+def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        runtime = request.app[RUNTIME]
+        actor = _authorize(route, request, runtime.settings.api_tokens)
+        raw = await _read_body(route, request)
+        if route.signed and runtime.settings.engine_webhook_secret:
+            _check_signature(request, raw, runtime.settings.engine_webhook_secret)
+        call = Call(
+            request=request,
+            runtime=runtime,
+            actor=actor,
+            body=_parse_body(route, raw) if route.body else None,
+            query=_parse_query(route, request),
+            path=_parse_path(route, request),
+        )
+        return await route.handler(call)
+
+    return endpoint
+
+
+def _authorize(route: Route, request: web.Request, tokens: tuple[ApiToken, ...]) -> Actor:
+    if route.action is None:
+        return ANONYMOUS
+    token = authenticate(request.headers.get("Authorization"), tokens)
+    if token is None:
+        raise ApiError(401, "missing or unknown bearer token (Authorization: Bearer <token>)")
+    actor = Actor.having(f"token:{token.name}", "api", *token.roles)
+    if not actor.may(route.action):
+        raise PermissionDeniedError(
+            f"{route.method} {route.path} needs a token with the {needed_role(route.action)} "
+            f"scope; token '{token.name}' has {', '.join(token.scopes)}"
+        )
+    return actor
+
+
+async def _read_body(route: Route, request: web.Request) -> bytes:
+    if not route.body:
+        return b""
+    content_type = request.content_type
+    if content_type != "application/json":
+        raise ApiError(
+            415,
+            f"the body must be JSON (Content-Type: application/json), not {content_type or 'none'}",
+        )
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[RUNTIME].settings.max_body_bytes
+        raise ApiError(413, f"the body is larger than the {limit}-byte limit") from None
+
+
+def _check_signature(request: web.Request, raw: bytes, secret: str) -> None:
+    timestamp = request.headers.get(TIMESTAMP_HEADER)
+    signature = request.headers.get(SIGNATURE_HEADER)
+    problem = verify(secret, timestamp, signature, raw, time.time())
+    replays = request.app[REPLAYS]
+    if problem is None and signature and not replays.first_use(signature, time.time()):
+        problem = "this signed request was already received (replay)"
+    if problem:
+        raise ApiError(401, f"invalid request signature: {problem}")
+
+
+def _parse_body(route: Route, raw: bytes) -> BaseModel:
+    """Strict JSON validation: "0.5" is not a number and true is not 1."""
+    try:
+        document = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(422, f"the body is not valid JSON: {error}") from None
+    model = _choose_model(route.body, document)
+    return model.model_validate_json(raw, strict=True)
+
+
+def _choose_model(models: tuple[type[BaseModel], ...], document: Any) -> type[BaseModel]:
+    """A single event or a batch `{"events": [...]}`: the batch is recognised by its key."""
+    if len(models) == 1:
+        return models[0]
+    single, batch = models
+    return batch if isinstance(document, dict) and "events" in document else single
+
+
+MAX_ID = 2**63 - 1  # the largest id a database row can have
+
+
+def _parse_path(route: Route, request: web.Request) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, kind in route.path_params.items():
+        raw = request.match_info[name]
+        if kind is int and not (raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+            problem = f"must be a whole number from 1 to {MAX_ID}"
+            raise ApiError(422, "invalid path", [{"field": name, "problem": problem}])
+        values[name] = kind(raw)
+    return values
+
+
+def _parse_query(route: Route, request: web.Request) -> BaseModel | None:
+    if route.query is None:
+        return None
+    return route.query.model_validate(dict(request.query))

@@ -1,0 +1,272 @@
+"""Request and response bodies of the HTTP API, as pydantic models.
+
+One definition serves both validation (422 with each bad field) and the OpenAPI
+document, so the documentation cannot drift from what the server accepts. Unknown
+fields are refused: a typo such as `confidnce` must not silently drop a value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+from bot.webhook.blocked_schemas import CounterfactualOut
+from core.models import BlockedTradeEvent, ClosedTradeEvent, Side
+from core.params import Scope
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_datetime(value: object) -> object:
+    """Only ISO 8601 text: pydantic would also read numbers (even "0.5") as Unix times."""
+    if not isinstance(value, str) or not _ISO.match(value):
+        raise ValueError(
+            "must be an ISO 8601 date-time with offset, e.g. 2026-11-23T03:00:00+00:00"
+        )
+    return datetime.fromisoformat(value)
+
+
+def whole_number(value: object) -> object:
+    """JSON numbers only; 3.0 counts as the whole number 3, as JSON Schema says."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
+# Constraints must come before the validator, or the JSON schema loses them.
+Version = Annotated[
+    int, Field(ge=0, le=2**31 - 1), BeforeValidator(whole_number)
+]  # an INTEGER column
+Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9/_.\-]+$")]
+Required = Annotated[str, Field(min_length=1, pattern=r"\S")]  # some non-space character
+EventKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
+Text = Annotated[str, Field(max_length=2000)]
+ScopeName = Literal["global", "HIGH", "MEDIUM", "LOW"]
+MAX_BATCH = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BlockedTradeIn(Strict):
+    event_id: EventKey = Field(description="Idempotency key: the same id is stored once")
+    timestamp: IsoDateTime = Field(description="When the trade was blocked, ISO 8601 with offset")
+    symbol: Symbol
+    signal: Literal["BUY", "SELL"]
+    block_reason: Annotated[str, Field(min_length=1, max_length=128, pattern=r"\S")]
+    rsi: Annotated[float, Field(ge=0, le=100)] | None = None
+    price: Annotated[float, Field(gt=0)] | None = None
+    confidence: Annotated[float, Field(ge=0, le=1)] | None = None
+    risk_level: Annotated[str, Field(max_length=32)] | None = None
+    data: dict[str, Any] | None = Field(default=None, description="Anything else the engine knows")
+
+    def to_event(self) -> BlockedTradeEvent:
+        return BlockedTradeEvent(
+            event_id=self.event_id,
+            timestamp=self.timestamp,
+            symbol=self.symbol.upper(),
+            signal=Side(self.signal),
+            block_reason=self.block_reason,
+            rsi=self.rsi,
+            price=self.price,
+            confidence=self.confidence,
+            risk_level=self.risk_level,
+            data=self.data,
+        )
+
+
+class BlockedTradeBatch(Strict):
+    events: Annotated[list[BlockedTradeIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ClosedTradeIn(Strict):
+    trade_id: EventKey = Field(description="Idempotency key: the same id is stored once")
+    symbol: Symbol
+    side: Literal["BUY", "SELL"]
+    entry_time: IsoDateTime
+    exit_time: IsoDateTime
+    entry_price: Annotated[float, Field(gt=0)]
+    exit_price: Annotated[float, Field(gt=0)]
+    quantity: Annotated[float, Field(gt=0)]
+    pnl: float
+    pnl_pct: float
+    volatility_level: Literal["HIGH", "MEDIUM", "LOW"] | None = None
+    config_version: Version | None = None
+
+    def to_event(self) -> ClosedTradeEvent:
+        return ClosedTradeEvent(
+            trade_id=self.trade_id,
+            symbol=self.symbol.upper(),
+            side=Side(self.side),
+            entry_time=self.entry_time,
+            exit_time=self.exit_time,
+            entry_price=self.entry_price,
+            exit_price=self.exit_price,
+            quantity=self.quantity,
+            pnl=self.pnl,
+            pnl_pct=self.pnl_pct,
+            volatility_level=Scope(self.volatility_level) if self.volatility_level else None,
+            config_version=self.config_version,
+        )
+
+
+class ClosedTradeBatch(Strict):
+    events: Annotated[list[ClosedTradeIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class IngestedOut(BaseModel):
+    key: str = Field(description="The event_id or trade_id sent")
+    id: int
+    created: bool = Field(description="False when this key was already stored")
+
+
+class IngestOut(BaseModel):
+    results: list[IngestedOut]
+    created: int
+    duplicates: int
+
+
+class ParametersOut(BaseModel):
+    scope: ScopeName
+    version: int
+    parameters: dict[str, float | int]
+    etag: str
+
+
+class SetParameterIn(Strict):
+    value: float | int | str
+    scope: ScopeName = "global"
+    reason: Annotated[Required, Field(max_length=2000)]
+    based_on: Version | None = Field(
+        default=None, description="Refuse unless this is still the active version"
+    )
+
+
+class ChangeOut(BaseModel):
+    scope: ScopeName
+    outcome: Literal["applied", "unchanged"]
+    version: int
+    based_on: int
+    changes: list[dict[str, Any]]
+    backup_id: str | None
+
+
+class OverrideOut(BaseModel):
+    id: int
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    reason: str
+    status: str
+    approved_by: str | None
+    blocked_trade_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    consumed_at: datetime | None
+
+
+class OverridesOut(BaseModel):
+    overrides: list[OverrideOut]
+
+
+class BlockedTradeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from core.models.BlockedTrade
+
+    id: int
+    event_id: str
+    timestamp: datetime
+    symbol: str
+    signal: str
+    block_reason: str
+    rsi: float | None
+    price: float | None
+    confidence: float | None
+    risk_level: str | None
+    data: dict[str, Any] | None
+
+
+class BlockedStatsOut(BaseModel):
+    since: datetime
+    until: datetime
+    total: int
+    by_reason: dict[str, int]
+    by_symbol: dict[str, int]
+    by_signal: dict[str, int]
+    items: list[BlockedTradeOut]
+    limit: int
+    offset: int
+    counterfactual: CounterfactualOut | None = Field(
+        default=None,
+        description="What the window's blocked trades would have done had they been executed, "
+        "and recommendations; present when market data is configured",
+    )
+
+
+class BackupIn(Strict):
+    scope: ScopeName = "global"
+    reason: Text = ""
+
+
+class RestoreIn(Strict):
+    reason: Text = ""
+    based_on: Version | None = None
+
+
+class BackupOut(BaseModel):
+    id: str
+    scope: ScopeName
+    version: int
+    path: str
+    created_at: datetime
+    actor: str
+    reason: str
+    parameters: dict[str, float | int]
+
+
+class BackupsOut(BaseModel):
+    backups: list[BackupOut]
+
+
+class ParameterChangeOut(BaseModel):
+    scope: ScopeName
+    parameter: str
+    old_value: float | int | None
+    new_value: float | int | None
+    actor: str
+    source: str
+    reason: str
+    from_version: int
+    to_version: int
+    created_at: datetime
+
+
+class ParameterChangesOut(BaseModel):
+    changes: list[ParameterChangeOut]
+
+
+class Problem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    problems: list[Problem] | None = None
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not ready"]
+    database: bool
+    slack: Literal["connected", "disconnected", "not configured"]

@@ -1,0 +1,216 @@
+"""The aiohttp HTTP server: the engine's and operators' API, on one port."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import version
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS, QUEUE_DEPTH, REGISTRY
+from bot.runtime import Runtime
+from bot.webhook import (
+    engine_routes,
+    learning_routes,
+    learning_session_routes,
+    market_routes,
+    operator_routes,
+    slack_routes,
+)
+from bot.webhook import schemas as s
+from bot.webhook.auth import ReplayGuard
+from bot.webhook.openapi import build_openapi
+from bot.webhook.routing import REPLAYS, RUNTIME, ApiError, Call, Route, wrap
+from core.authz import Action
+from core.errors import (
+    BackupFailedError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    UserError,
+    ValidationError,
+)
+from core.models import AuditEntry, Outcome
+from storage.db import mask_url
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STATUS_OF: list[tuple[type[UserError], int]] = [
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (ValidationError, 422),
+    (BackupFailedError, 503),
+]
+DATABASE_ERRORS = (OperationalError, DBAPIError, ConnectionError, TimeoutError, OSError)
+
+
+async def healthz(_call: Call) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(call: Call) -> web.Response:
+    database = await call.runtime.database_ready()
+    slack = call.runtime.slack_status()
+    ready = database and slack != "disconnected"
+    out = s.ReadyOut(status="ready" if ready else "not ready", database=database, slack=slack)
+    return web.json_response(out.model_dump(), status=200 if ready else 503)
+
+
+async def metrics(call: Call) -> web.Response:
+    for topic, count in (await call.runtime.outbox.pending()).items():
+        QUEUE_DEPTH.labels(topic).set(count)
+    return web.Response(
+        body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def openapi(call: Call) -> web.Response:
+    return web.json_response(call.request.app[OPENAPI])
+
+
+OPS_ROUTES = [
+    Route("GET", "/healthz", healthz, "Liveness", None, "operations", {200: s.HealthOut}),
+    Route(
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness: database reachable, Slack connected when configured",
+        None,
+        "operations",
+        {200: s.ReadyOut, 503: s.ReadyOut},
+    ),
+    Route("GET", "/metrics", metrics, "Prometheus metrics", Action.READ, "operations", {200: None}),
+    Route("GET", "/openapi.json", openapi, "This document", None, "operations", {200: None}),
+]
+ROUTES: list[Route] = [
+    *OPS_ROUTES,
+    *engine_routes.ROUTES,
+    *market_routes.ROUTES,
+    *operator_routes.ROUTES,
+    *learning_routes.ROUTES,
+    *slack_routes.ROUTES,
+    *learning_session_routes.ROUTES,
+]
+OPENAPI = web.AppKey("openapi", dict)
+
+
+def build_http_app(runtime: Runtime, routes: Sequence[Route] = ROUTES) -> web.Application:
+    app = web.Application(
+        client_max_size=runtime.settings.max_body_bytes,
+        middlewares=[_observe, _errors],
+    )
+    app[RUNTIME] = runtime
+    app[REPLAYS] = ReplayGuard()
+    app[OPENAPI] = build_openapi(routes, version("paramadapt"))
+    for route in routes:
+        app.router.add_route(route.method, route.path, wrap(route))
+    return app
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    template = resource.canonical if resource is not None else "unmatched"
+    response = await handler(request)
+    HTTP_REQUESTS.labels(template, request.method, str(response.status)).inc()
+    HTTP_LATENCY.labels(template).observe(time.perf_counter() - started)
+    return response
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+    """Every refusal is a JSON body saying what was wrong; nothing leaks a stack trace."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return _error(request, error.status, str(error), error.problems)
+    except PydanticValidationError as error:
+        return _error(request, 422, "invalid request", _problems(error))
+    except PermissionDeniedError as error:
+        await _audit_refusal(request, str(error))
+        return _error(request, 403, str(error))
+    except UserError as error:
+        status = next(code for kind, code in STATUS_OF if isinstance(error, kind))
+        headers = {"Retry-After": "30"} if status == 503 else None
+        return _error(request, status, str(error), headers=headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return _error(request, error.status, error.reason, headers=allow)
+    except DATABASE_ERRORS as error:
+        log.warning("database unavailable during %s %s: %s", request.method, request.path, error)
+        return _error(
+            request, 503, "database unavailable; retry later", headers={"Retry-After": "5"}
+        )
+
+
+def _error(
+    request: web.Request,
+    status: int,
+    message: str,
+    problems: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    log.info("%s %s -> %d: %s", request.method, request.path, status, message)
+    body = s.ErrorOut(
+        error=message, problems=[s.Problem(**p) for p in problems] if problems else None
+    )
+    return web.json_response(body.model_dump(exclude_none=True), status=status, headers=headers)
+
+
+def _problems(error: PydanticValidationError) -> list[dict[str, str]]:
+    return [{"field": _location(e["loc"]) or "body", "problem": e["msg"]} for e in error.errors()]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+async def _audit_refusal(request: web.Request, message: str) -> None:
+    runtime = request.app[RUNTIME]
+    entry = AuditEntry(
+        at=runtime.deps.clock.now(),
+        actor="api",
+        source="api",
+        action=f"{request.method} {request.path}"[:32],
+        target=request.path[:128],
+        outcome=Outcome.REFUSED,
+        detail={"error": message},
+    )
+    try:
+        await runtime.store.record(entry)
+    except DATABASE_ERRORS:
+        log.warning("could not audit a refused request", exc_info=True)
+
+
+class HttpServer:
+    def __init__(self, runtime: Runtime) -> None:
+        self.app = build_http_app(runtime)
+        self._runtime = runtime
+        self._runner = web.AppRunner(self.app, access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        settings = self._runtime.settings
+        await web.TCPSite(self._runner, settings.host, settings.port).start()
+        log.info(
+            "paramadapt listening on http://%s:%d (database %s)",
+            settings.host,
+            settings.port,
+            mask_url(settings.database_url),
+        )
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
