@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean demo simulate
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,22 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/paramadapt run
+
+# The first-run demo: `make demo` (the bot in console mode with examples/demo.toml and its own
+# database) in one terminal, `make simulate` (the simulated engine) in another. They share an
+# engine token generated once into var/demo-token; @ keeps it off the terminal.
+DEMO_TOKEN = $(shell test -s var/demo-token || (mkdir -p var && umask 077 && \
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(24))' > var/demo-token); cat var/demo-token)
+
+demo: $(STAMP)
+	@echo "$(BIN)/paramadapt run  (PARAMADAPT_CONFIG=examples/demo.toml, DATABASE_URL=var/demo.db)"
+	@ENGINE_API_TOKEN=$(DEMO_TOKEN) PARAMADAPT_CONFIG=examples/demo.toml \
+		DATABASE_URL=sqlite+aiosqlite:///./var/demo.db BACKUP_DIR=./var/demo-backups \
+		$(BIN)/paramadapt run
+
+simulate: $(STAMP)
+	@echo "$(BIN)/paramadapt simulate $(SIMULATE_ARGS)"
+	@ENGINE_API_TOKEN=$(DEMO_TOKEN) $(BIN)/paramadapt simulate $(SIMULATE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

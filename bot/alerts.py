@@ -36,7 +36,7 @@ class AlertChannel:
 
     def __init__(
         self,
-        channel: str,
+        channel: str | None,  # None: alerts are silent or off; only existing messages change
         client: AsyncWebClient,
         store: SqlAlertStore,
         clock: Clock,
@@ -63,8 +63,9 @@ class AlertChannel:
         await self._loops.stop()
 
     async def deliver(self, trade_id: int) -> None:
-        """Return once Slack shows the trade; raise if the Slack call for it failed."""
-        while await self._store.needs_alert(trade_id):
+        """Return once Slack shows the trade (at once when alerts are silent or off); raise if
+        the Slack call for it failed."""
+        while self.channel is not None and await self._store.needs_alert(trade_id):
             done = asyncio.get_running_loop().create_future()
             self._waiters.append(done)
             self._wake.set()
@@ -105,6 +106,12 @@ class AlertChannel:
         if self._refreshes:
             await self._refresh(*self._refreshes.pop(0))
             return True
+        if self.channel is None:
+            return False
+        if not self._waiters:
+            # New trades go out for a delivery only, and only the lease holder delivers:
+            # another replica's writer (refreshing after a click there) never doubles them.
+            return False
         pending = await self._store.pending()
         if not pending:
             return False

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.blocks import learning as learning_blocks
+from bot.notifications import EventType, channel_for
 from storage.learning_store import ANNOUNCE_TOPIC
 from storage.outbox import OutboxMessage
 
@@ -27,6 +28,9 @@ class LearningAnnouncer:
         self._bot = bot
 
     async def deliver(self, message: OutboxMessage) -> None:
+        channel = channel_for(self._bot.runtime.settings, EventType.LEARNING_SESSION)
+        if channel is None:  # silent or off: delivered without a post (the digest lists it)
+            return
         session_id = int(message.payload["session_id"])
         session = await self._bot.runtime.deps.learning.get(session_id)
         if session is None:  # the database was restored without it: nothing to say
@@ -35,5 +39,4 @@ class LearningAnnouncer:
         started = message.payload.get("event") == "started"
         build = learning_blocks.started if started else learning_blocks.ended
         built = build(session)
-        channel = self._bot.runtime.settings.risk_channel
         await self._bot.post_message(channel, built.text, built.blocks)

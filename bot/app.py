@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -35,14 +35,19 @@ from bot.handlers import (
     app_home,
     learning_actions,
     learning_form,
+    optimization_actions,
     param_command,
+    unhandled,
 )
+from bot.notifications import EventType, channel_for
 from bot.roles import RoleResolver
 from bot.runtime import Runtime
 from storage.alert_store import SqlAlertStore
 from storage.db import sessionmaker
 
 log = logging.getLogger(__name__)
+
+D = TypeVar("D")  # what a chart is drawn from
 
 EVENTS_PATH = "/slack/events"
 RETRIES = 2
@@ -147,6 +152,28 @@ class SlackBot:
         response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
         return {"channel": str(response["channel"]), "ts": str(response["ts"])}
 
+    async def upload_chart(
+        self,
+        draw: Callable[[D], bytes],
+        data: D,
+        *,
+        channel: str,
+        filename: str,
+        title: str,
+        thread_ts: str | None = None,
+    ) -> None:
+        """Draw a PNG (in the process pool when there is one: tens of ms of CPU) and upload
+        it with files.upload_v2. A chart goes with a message already posted, so a failure is
+        logged, not raised: retrying the delivery would post that message twice."""
+        ports = self.runtime.deps.optimizer
+        try:
+            png = await ports.compute.run(draw, data) if ports else draw(data)
+            await self.client.files_upload_v2(
+                channel=channel, thread_ts=thread_ts, content=png, filename=filename, title=title
+            )
+        except Exception:  # anything (pool, Slack, network)
+            log.warning("chart %s not posted", filename, exc_info=True)
+
 
 def build_bot(
     runtime: Runtime,
@@ -166,7 +193,7 @@ def build_bot(
     roles = RoleResolver(assignments, client, ttl=timing.role_cache)
     store = SqlAlertStore(sessionmaker(runtime.engine))
     channel = AlertChannel(
-        settings.risk_channel,
+        channel_for(settings, EventType.BLOCKED_TRADE),
         client,
         store,
         deps.clock,
@@ -178,12 +205,15 @@ def build_bot(
         client=client,
         signing_secret=settings.slack_signing_secret,
         process_before_response=process_before_response,
+        raise_error_for_unhandled_request=True,  # acked and explained by `unhandled`
     )
     actor.register(app, roles)
+    unhandled.register(app)
     param_command.register(app, runtime)
     alert_actions.register(app, runtime, alerts)
     learning_form.register(app, runtime)
     learning_actions.register(app, runtime)
+    optimization_actions.register(app, runtime)
     app_home.register(app, runtime)
     return SlackBot(runtime, app, client, roles, alerts)
 

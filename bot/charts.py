@@ -11,6 +11,7 @@ import io
 # A bare Figure, not pyplot: no global state, no display backend; PNG through Agg.
 from matplotlib.figure import Figure
 
+from core.digest import PeriodEquity
 from core.optimization_views import RunReport
 
 
@@ -27,6 +28,34 @@ def equity_chart_png(report: RunReport) -> bytes:
     axes.set_ylabel("equity (1 = start)")
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
+    return _png(figure)
+
+
+def period_equity_png(equity: PeriodEquity) -> bytes:
+    """The cumulative PnL of the period's closed trades, a dashed line at each parameter
+    change (labelled with the version it made)."""
+    figure = Figure(figsize=(8, 3.5), dpi=100)
+    axes = figure.subplots()
+    times = [equity.since, *(at for at, _ in equity.points), equity.until]
+    totals = [0.0, *(total for _, total in equity.points)]
+    totals.append(totals[-1])  # flat to the period's end
+    axes.step(times, totals, where="post", color="#1f77b4", label="cumulative PnL")
+    for mark in equity.changes:
+        axes.axvline(mark.at, color="#d62728", linestyle="--", linewidth=0.8)
+        axes.annotate(
+            mark.label, (mark.at, 1), xycoords=("data", "axes fraction"), rotation=90,
+            va="top", ha="right", fontsize=7, color="#d62728",
+        )  # fmt: skip
+    axes.set_xlim(equity.since, equity.until)
+    period = f"{equity.since:%Y-%m-%d %H:%M} – {equity.until:%Y-%m-%d %H:%M} UTC"
+    axes.set_title(f"closed trades {period}", fontsize=10)
+    axes.set_ylabel("PnL")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
+    return _png(figure)
+
+
+def _png(figure: Figure) -> bytes:
     figure.autofmt_xdate()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")

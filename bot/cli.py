@@ -15,8 +15,9 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot import render, render_blocked, render_learning, render_optimizer
+from bot import render, render_blocked, render_learning, render_optimizer, simulate
 from bot.config import ConfigError, Settings, load_settings
+from bot.jobs import jobs_overview, overview_lines
 from bot.runtime import Runtime, cli_actor, open_runtime
 from bot.webhook.operator_routes import parse_window
 from core import blocked_insights, learning, optimization, services
@@ -57,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     _backup_commands(commands)
     _learning_commands(commands)
     _optimizer_commands(commands)
+    simulate.add_parser(commands)
     blocked = commands.add_parser(
         "blocked", help="what blocked trades would have done had they been executed"
     )
     blocked.add_argument(
         "--window", type=_window, default="7d", help="ending now: 24h, 7d, 2w (default 7d)"
+    )
+    commands.add_parser(
+        "jobs", help="scheduled jobs: schedule, next run, last outcome, lease holder"
     )
     config = commands.add_parser("config", help="check the configuration").add_subparsers(
         dest="config_command", required=True, metavar="SUBCOMMAND"
@@ -377,6 +382,10 @@ async def _blocked(runtime: Runtime, args: argparse.Namespace) -> None:
     print(render_blocked.insights(found))
 
 
+async def _jobs(runtime: Runtime, _args: argparse.Namespace) -> None:
+    print("\n".join(overview_lines(await jobs_overview(runtime))))
+
+
 async def _db_upgrade(runtime: Runtime, _args: argparse.Namespace) -> None:
     print(f"database schema is up to date ({mask_url(runtime.settings.database_url)})")
 
@@ -405,6 +414,7 @@ HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("optimize", None): _optimize,
     ("backtest", None): _backtest,
     ("blocked", None): _blocked,
+    ("jobs", None): _jobs,
 }
 
 
@@ -426,6 +436,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
 
     args = build_parser().parse_args(argv)
     env = dict(os.environ) if env is None else env
+    if args.command == "simulate":  # a client of the HTTP API: no database, no bot settings
+        return simulate.main(args, env)
     try:
         if args.command == "config":
             _config_check(args, env)

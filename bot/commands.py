@@ -13,16 +13,23 @@ from typing import Any, TypeVar
 
 from slack_sdk.models.views import View
 
+from bot import notifications
 from bot.blocks import alerts as alert_blocks
+from bot.blocks import digest as digest_blocks
 from bot.blocks import help as help_blocks
+from bot.blocks import jobs as job_blocks
 from bot.blocks import learning as learning_blocks
+from bot.blocks import optimization as optimization_blocks
 from bot.blocks import params as param_blocks
 from bot.blocks.common import Message
+from bot.jobs import jobs_overview, overview_lines
+from bot.optimization_announcer import report_channel
 from bot.runtime import Runtime
-from core import blocked_insights, learning, services, trades
+from core import blocked_insights, digest, learning, optimization, services, trades
 from core import commands as c
 from core.authz import Action, Actor, require
 from core.errors import UserError
+from core.params import Scope
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +91,8 @@ async def _set(ctx: CommandContext, command: c.Set) -> Message:
         ctx.runtime.deps, ctx.actor, command.scope, command.name, command.value, command.reason
     )
     what = f"set `{command.name}` in *{command.scope}*"
-    return param_blocks.change_announcement(ctx.actor.id, what, result, command.reason)
+    announcement = param_blocks.change_announcement(ctx.actor.id, what, result, command.reason)
+    return _for_the_caller(announcement)
 
 
 @handles(c.Reset)
@@ -94,7 +102,7 @@ async def _reset(ctx: CommandContext, command: c.Reset) -> Message:
     )
     what = f"reset `{command.name}` in *{command.scope}*"
     why = result.version.reason if result.version else command.reason
-    return param_blocks.change_announcement(ctx.actor.id, what, result, why)
+    return _for_the_caller(param_blocks.change_announcement(ctx.actor.id, what, result, why))
 
 
 @handles(c.Restore)
@@ -104,7 +112,7 @@ async def _restore(ctx: CommandContext, command: c.Restore) -> Message:
     )
     what = f"restored *{command.scope}* version {command.version}"
     why = result.version.reason if result.version else command.reason
-    return param_blocks.change_announcement(ctx.actor.id, what, result, why)
+    return _for_the_caller(param_blocks.change_announcement(ctx.actor.id, what, result, why))
 
 
 @handles(c.History)
@@ -128,7 +136,7 @@ async def _override(ctx: CommandContext, command: c.Override) -> Message:
     granted = await trades.grant_override(
         ctx.runtime.deps, ctx.actor, command.symbol, command.side, command.reason
     )
-    return alert_blocks.override_granted(granted)
+    return _for_the_caller(alert_blocks.override_granted(granted))
 
 
 @handles(c.Blocked)
@@ -150,6 +158,27 @@ def _window_text(command: c.Blocked) -> str:
         if minutes % size == 0:
             return f"{minutes // size}{unit}"
     return f"{minutes}m"
+
+
+@handles(c.Jobs)
+async def _jobs(ctx: CommandContext, _command: c.Jobs) -> Message:
+    require(ctx.actor, Action.READ)
+    return job_blocks.overview(overview_lines(await jobs_overview(ctx.runtime)))
+
+
+@handles(c.Digest)
+async def _digest(ctx: CommandContext, command: c.Digest) -> Message:
+    """On demand, to the caller only; the scheduled digests go to the channel (bot.digests)."""
+    deps = ctx.runtime.deps
+    since, until = digest.period(command.kind, deps.clock.now())
+    found = await digest.gather_digest(deps, ctx.actor, command.kind, since, until)
+    return digest_blocks.digest_message(found, ephemeral=True)
+
+
+@handles(c.Notifications)
+async def _notifications(ctx: CommandContext, _command: c.Notifications) -> Message:
+    require(ctx.actor, Action.READ)
+    return notifications.settings_message(ctx.runtime.settings)
 
 
 @handles(c.LearningStart)
@@ -178,10 +207,19 @@ async def _learning_stop(ctx: CommandContext, command: c.LearningStop) -> Messag
 
 
 def _for_the_caller(announcement: Message) -> Message:
-    """The caller sees it at once; the channel gets it from the outbox (bot.announcements)."""
+    """The caller sees it at once; the channel gets it from the outbox (bot.announcements,
+    bot.event_announcer), where the notification settings say, once whoever caused it."""
     return replace(announcement, ephemeral=True)
 
 
 @handles(c.LearningStatusQuery)
 async def _learning_status(ctx: CommandContext, _command: c.LearningStatusQuery) -> Message:
     return learning_blocks.status(await learning.learning_status(ctx.runtime.deps, ctx.actor))
+
+
+@handles(c.Optimize)
+async def _optimize(ctx: CommandContext, command: c.Optimize) -> Message:
+    """The run goes on in the process pool; its report reaches the channel from the outbox."""
+    request = optimization.OptimizationRequest(scope=command.scope or Scope.GLOBAL)
+    run = await optimization.start_optimization(ctx.runtime.deps, ctx.actor, request)
+    return optimization_blocks.started(run, report_channel(ctx.runtime))

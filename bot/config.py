@@ -10,12 +10,19 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from bot.jobs_config import JobsSettings, parse_jobs
+from bot.notifications import (
+    DigestSettings,
+    NotificationSettings,
+    parse_digest,
+    parse_notifications,
+)
 from bot.optimizer_config import OptimizerSettings, parse_optimizer
 from bot.optimizer_config import masked as masked_optimizer
 from core.authz import Role
@@ -39,8 +46,14 @@ SECTIONS = {
     "http",
     "learning",
     "optimizer",
+    "jobs",
+    "notifications",
+    "digest",
 }
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+
+
+Parsed = TypeVar("Parsed")
 
 
 class ConfigError(Exception):
@@ -83,6 +96,9 @@ class Settings:
     learning: LearningPolicy = field(default_factory=LearningPolicy)
     market_data_dir: Path | None = None
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
 
     @property
     def slack_mode(self) -> str:
@@ -127,6 +143,12 @@ class Settings:
             "learning": dataclasses.asdict(self.learning),
             "MARKET_DATA_DIR": str(self.market_data_dir) if self.market_data_dir else None,
             "optimizer": masked_optimizer(self.optimizer, self.backup_dir),
+            "jobs": dataclasses.asdict(self.jobs),
+            "notifications": {
+                event.value: dataclasses.asdict(chosen)
+                for event, chosen in self.notifications.events.items()
+            },
+            "digest": dataclasses.asdict(self.digest),
             "roles": {name: list(ids) for name, ids in self.roles.items()},
             "api_tokens": [
                 {"name": t.name, "token_env": t.token_env, "scopes": list(t.scopes), "token": "***"}
@@ -171,7 +193,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         learning=_learning(_table(document, "learning", where), f"{where}: learning"),
         market_data_dir=Path(env["MARKET_DATA_DIR"]) if env.get("MARKET_DATA_DIR") else None,
         optimizer=_optimizer(_table(document, "optimizer", where), f"{where}: optimizer"),
+        jobs=_jobs(_table(document, "jobs", where), f"{where}: jobs"),
+        notifications=_parsed(parse_notifications, document, "notifications", where),
+        digest=_parsed(parse_digest, document, "digest", where),
     )
+
+
+def _jobs(table: Mapping[str, Any], where: str) -> JobsSettings:
+    try:
+        return parse_jobs(table)
+    except ValueError as error:
+        raise ConfigError(f"{where}.{error}") from None
+
+
+def _parsed(
+    parse: Callable[[Mapping[str, Any]], Parsed], document: Mapping[str, Any], name: str, where: str
+) -> Parsed:
+    """A section its parser reads, a ValueError("KEY: problem") named as name.KEY."""
+    try:
+        return parse(_table(document, name, where))
+    except ValueError as error:
+        raise ConfigError(f"{where}: {name}.{error}") from None
 
 
 def _optimizer(table: Mapping[str, Any], where: str) -> OptimizerSettings:

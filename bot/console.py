@@ -4,7 +4,8 @@ As Hubot's shell adapter and Errbot's text backend do, a person types `/param â€
 chosen user. Nothing of Bolt is patched: each line becomes a Slack-shaped payload given to
 `AsyncApp.async_dispatch`, and the app's Web API client points at ConsoleSlack, a tiny
 in-process Slack on 127.0.0.1 that prints what the bot sends (chat.postMessage,
-chat.update, chat.postEphemeral, views.open, views.publish, response_url replies).
+chat.update, chat.postEphemeral, views.open, views.publish, response_url replies) and
+saves the charts it uploads (files.upload_v2) to a folder whose path it prints.
 Buttons are pressed by typing their number, forms are filled field by field, and alerts
 for blocked trades reported to the HTTP server arrive through the same outbox deliverer
 as in Slack. Without a terminal it reads commands line by line and stops at the end of
@@ -23,11 +24,13 @@ import re
 import socket
 import stat
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
@@ -46,6 +49,8 @@ BOT_USER = "U0PARAMADAPT"
 LOCAL_TOKEN = "xoxb-console-local"  # noqa: S105  # not a secret: only ConsoleSlack sees it
 
 JSON = dict[str, Any]
+
+CHARTS_DIR = Path(tempfile.gettempdir()) / "paramadapt-charts"
 
 
 def build_console(
@@ -191,6 +196,7 @@ class ConsoleSlack:
         self.messages: dict[tuple[str, str], JSON] = {}
         self.forms: list[JSON] = []  # views.open waiting to be filled in at the prompt
         self._targets: dict[str, _Target] = {}
+        self._uploads: dict[str, Path] = {}  # file id -> where its bytes go
         self._methods: dict[str, Callable[[JSON], JSON]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post,
@@ -198,6 +204,8 @@ class ConsoleSlack:
             "chat.postEphemeral": self._ephemeral,
             "views.open": self._views_open,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._upload_url,
+            "files.completeUploadExternal": self._uploaded,
             "usergroups.users.list": lambda _params: {"users": []},
         }
 
@@ -219,6 +227,7 @@ class ConsoleSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{target}", self._response)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, self._socket).start()
@@ -265,6 +274,29 @@ class ConsoleSlack:
         self._screen.view(params["view"], f"App Home of {params.get('user_id')}")
         return {"view": params["view"]}
 
+    def _upload_url(self, params: JSON) -> JSON:
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        name = Path(str(params.get("filename") or "chart.png")).name  # never a path of Slack's
+        self._uploads[file_id] = CHARTS_DIR / f"{file_id}-{name}"
+        return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        path = self._uploads.get(request.match_info["file_id"])
+        if path is None:
+            return web.Response(status=404, text="not found")
+        content = await request.read()
+        await asyncio.to_thread(_save, path, content)
+        return web.Response(text=f"OK - {len(content)}")
+
+    def _uploaded(self, params: JSON) -> JSON:
+        files = [f for f in params.get("files", []) if str(f.get("id")) in self._uploads]
+        for file in files:
+            path = self._uploads[str(file["id"])]
+            title = file.get("title") or path.name
+            channel = str(params.get("channel_id") or params.get("channels") or CHANNEL_ID)
+            self._screen.message(_where(channel), {"text": f"ðŸ“ˆ {title}: {path}"})
+        return {"files": files}
+
     async def _response(self, request: web.Request) -> web.Response:
         target = self._targets.get(request.match_info["target"])
         if target is None:
@@ -284,6 +316,11 @@ class ConsoleSlack:
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
+def _save(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
 def _where(channel: str) -> str:
     name = CHANNEL_NAME if channel == CHANNEL_ID else channel.lstrip("#")
     return f"#{name}"
@@ -297,7 +334,7 @@ async def _params(request: web.Request) -> JSON:
     elif request.method == "POST":
         form = await request.post()
         params.update({key: value for key, value in form.items() if isinstance(value, str)})
-    for key in ("blocks", "view"):
+    for key in ("blocks", "view", "files"):
         if isinstance(params.get(key), str):
             params[key] = json.loads(params[key])
     return params

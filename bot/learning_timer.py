@@ -3,7 +3,9 @@
 The planned end is stored with the session, so the timer needs no state of its own: at start
 it ends a session that became overdue while the process was down (before the HTTP server
 serves any parameters), then it looks again at the running session's planned end, and at
-least every `poll_seconds`, which also picks up sessions started by another process (the CLI).
+least every `poll_seconds`, which also picks up sessions started by another process (the CLI,
+another replica). Of several replicas only the lease holder runs it (bot.lease), so a
+session ends once.
 """
 
 from __future__ import annotations

@@ -54,6 +54,8 @@ class Runtime:
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
     slack_status: Callable[[], SlackStatus] = lambda: "not configured"
+    # Whether this replica holds the lease, so runs the jobs and timers (bot.lease).
+    holds_lease: Callable[[], bool] = lambda: False
 
     def wake_dispatchers(self) -> None:
         """Something was enqueued: let the outbox dispatchers look now, not at their next poll."""

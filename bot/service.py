@@ -16,12 +16,16 @@ from typing import Protocol
 import aiohttp
 
 from bot.engine_push import PUSH_TOPICS, EnginePusher
+from bot.jobs import Jobs
 from bot.learning_timer import LearningTimer
+from bot.lease import Leadership, replica_id
 from bot.optimizer_component import OptimizerComponent
 from bot.outbox import Deliver, OutboxDispatcher
 from bot.runtime import Runtime
 from bot.slack import build_slack
 from bot.webhook.server import HttpServer
+from storage.db import sessionmaker
+from storage.leases import SqlLeases
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +47,31 @@ async def serve(runtime: Runtime, console_user: str | None = None) -> None:
             {**_deliverers(runtime, http), **slack.deliverers()},
         )
         runtime.wakers.append(dispatcher.nudge)
-        # The timer starts first: a session that ended while the process was down is
-        # restored before the HTTP server serves parameters.
-        timer = LearningTimer(runtime.deps)
+        leadership = _leadership(runtime, [LearningTimer(runtime.deps), dispatcher])
+        runtime.holds_lease = lambda: leadership.leading
         server = HttpServer(runtime)
         slack.mount(server.app)
         # Slack's writers start before the dispatcher that feeds them; what brings requests
-        # in (Socket Mode, the console prompt) starts last and stops first.
+        # in (Socket Mode, the console prompt) starts last and stops first. The lease is
+        # tried before the HTTP server starts: a lone replica ends a learning session that
+        # became overdue while it was down before it serves parameters.
         components: list[Component] = [
-            timer,
             OptimizerComponent(runtime),
             *slack.backend,
-            dispatcher,
+            leadership,
             server,
             *slack.frontend,
         ]
         await run_until_signalled(components, stop)
+
+
+def _leadership(runtime: Runtime, once: list[Component]) -> Leadership:
+    """Of several replicas on one database, only the lease holder runs `once`, and the jobs."""
+    replica = replica_id()
+    leases = SqlLeases(sessionmaker(runtime.engine))
+    settings = runtime.settings.jobs
+    leading = [*once, Jobs(runtime, replica)]
+    return Leadership(leases, runtime.deps.clock, replica, settings.lease, leading)
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,10 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.announcements import TOPICS, LearningAnnouncer
 from bot.app import DEFAULT_TIMING, SlackBot, SlackTiming, build_bot, mount
+from bot.digests import DIGEST_TOPIC, DigestPoster
+from bot.event_announcer import EventAnnouncer
+from bot.optimization_announcer import TOPICS as OPTIMIZATION_TOPICS
+from bot.optimization_announcer import OptimizationAnnouncer
 from bot.outbox import Deliver
 from bot.runtime import Runtime, SlackStatus
 from storage.trade_store import ALERT_TOPIC
@@ -39,7 +43,14 @@ class SlackParts:
 
     def deliverers(self) -> dict[str, Deliver]:
         announce = LearningAnnouncer(self.bot).deliver
-        return {ALERT_TOPIC: self.bot.alerts.deliver, **{topic: announce for topic in TOPICS}}
+        report = OptimizationAnnouncer(self.bot).deliver
+        return {
+            ALERT_TOPIC: self.bot.alerts.deliver,
+            **{topic: announce for topic in TOPICS},
+            **{topic: report for topic in OPTIMIZATION_TOPICS},
+            DIGEST_TOPIC: DigestPoster(self.bot).deliver,
+            **EventAnnouncer(self.bot).deliverers(),
+        }
 
     def mount(self, http_app: web.Application) -> None:
         mount(http_app, self.bot, events=self.events_over_http)

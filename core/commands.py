@@ -11,7 +11,7 @@ import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from core.authz import Action, Actor
 from core.errors import UserError, ValidationError
@@ -83,7 +83,7 @@ _USAGES = (
     ),
     Usage("optimize", "[SCOPE]", "run the optimizer now", Action.OPTIMIZE),
     Usage("jobs", "", "scheduled jobs and their next run", Action.READ),
-    Usage("digest", "", "post the daily digest now", Action.READ),
+    Usage("digest", "[daily|weekly]", "the last day's or week's digest, to you", Action.READ),
     Usage("notifications", "", "what the bot posts where", Action.READ),
 )
 USAGES: Mapping[str, Usage] = {usage.name: usage for usage in _USAGES}
@@ -188,7 +188,7 @@ class Jobs:
 
 @dataclass(frozen=True)
 class Digest:
-    pass
+    kind: Literal["daily", "weekly"] = "daily"
 
 
 @dataclass(frozen=True)
@@ -330,9 +330,17 @@ def _scope(args: _Args, text: str) -> Scope:
         raise args.fail(str(error)) from None
 
 
+MAX_WHOLE = 2**31 - 1  # versions are INTEGER columns; no count or duration needs more
+
+
+def _digits(text: str, at_most: int) -> bool:
+    """Up to `at_most` ASCII digits: str.isdigit() alone also accepts "²", which int() refuses."""
+    return text.isascii() and text.isdigit() and len(text) <= at_most
+
+
 def _whole(args: _Args, text: str, what: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise args.fail(f"{what} must be a whole number of at least 1; got '{text}'")
+    if not _digits(text, len(str(MAX_WHOLE))) or not 1 <= int(text) <= MAX_WHOLE:
+        raise args.fail(f"{what} must be a whole number from 1 to {MAX_WHOLE}; got '{text[:40]}'")
     return int(text)
 
 
@@ -408,7 +416,7 @@ def _restore(args: _Args) -> Restore:
     return Restore(_whole(args, args.words[0], "VERSION"), args.scope(), args.rest(1))
 
 
-_WINDOW = re.compile(r"^(\d+)([mhd])$")
+_WINDOW = re.compile(r"^([0-9]{1,6})([mhd])$")  # enough digits for 90d in minutes
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MAX_WINDOW = timedelta(days=90)
 
@@ -419,13 +427,25 @@ def _blocked(args: _Args) -> Blocked:
     match = _WINDOW.match(text)
     window = timedelta(**{_UNITS[match[2]]: int(match[1])}) if match else timedelta(0)
     if not timedelta(0) < window <= MAX_WINDOW:
-        raise args.fail(f"WINDOW must be like 30m, 24h or 7d, at most 90d; got '{text}'")
+        raise args.fail(f"WINDOW must be like 30m, 24h or 7d, at most 90d; got '{text[:40]}'")
     return Blocked(window)
 
 
 def _optimize(args: _Args) -> Optimize:
     args.at_most(1)
     return Optimize(_scope(args, args.words[0]) if args.words else None)
+
+
+DIGEST_KINDS: tuple[Literal["daily", "weekly"], ...] = ("daily", "weekly")
+
+
+def _digest(args: _Args) -> Digest:
+    args.at_most(1)
+    word = args.words[0].lower() if args.words else "daily"
+    for kind in DIGEST_KINDS:
+        if word == kind:
+            return Digest(kind)
+    raise args.fail(f"the digest is daily or weekly; got '{word[:40]}'")
 
 
 def _no_arguments(command: Command) -> Callable[[_Args], Command]:
@@ -450,7 +470,7 @@ _PARSERS: Mapping[str, Callable[[_Args], Command]] = {
     "blocked": _blocked,
     "optimize": _optimize,
     "jobs": _no_arguments(Jobs()),
-    "digest": _no_arguments(Digest()),
+    "digest": _digest,
     "notifications": _no_arguments(Notifications()),
 }
 
@@ -505,7 +525,7 @@ def parse_learning_form(
     errors: dict[str, str] = {}
     minutes = (duration or "").strip()
     low, high = minutes_range
-    if not minutes.isdigit() or not low <= int(minutes) <= high:
+    if not _digits(minutes, len(str(high))) or not low <= int(minutes) <= high:
         errors[DURATION_FIELD] = f"a whole number of minutes from {low} to {high}"
     relax_pct: dict[str, float] = {}
     for choice in choices:

@@ -546,6 +546,30 @@ async def _start_each(
     return started
 
 
+# --- housekeeping --------------------------------------------------------------------------
+
+RUN_RETENTION = timedelta(days=90)
+FAILED_VERSION_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    runs_deleted: int
+    versions_archived: int
+
+
+async def clean_up_history(deps: Deps) -> Cleanup:
+    """The monthly cleanup: runs that found no improvement go after 90 days, FAILED versions
+    are archived after 30; runs that found an improvement are kept forever."""
+    ports = optimizer_ports(deps)
+    now = deps.clock.now()
+    audit = _audit(now, OPTIMIZER, "optimize.cleanup", "history", {})
+    deleted, archived = await ports.runs.clean_up(
+        now - RUN_RETENTION, now - FAILED_VERSION_RETENTION, audit
+    )
+    return Cleanup(deleted, archived)
+
+
 async def trade_counters(deps: Deps, actor: Actor) -> list[TradeCounter]:
     """Each level's closed trades since its last optimization, against the threshold."""
     require(actor, Action.READ)
@@ -661,7 +685,7 @@ async def _roll_back(
         f"{ports.policy.rollback_margin_pct:g} %): rolled back from version {version.version} "
         f"(optimization {run.run_id}) to the values of version {version.parent_version}"
     )
-    detail = {"run_id": run.run_id, "reason": why}
+    detail: dict[str, Any] = {"run_id": run.run_id, "reason": why}
     change = await services.apply_change(
         deps,
         OPTIMIZER,
@@ -673,7 +697,9 @@ async def _roll_back(
         detail,
         source=Source.OPTIMIZER,
     )
-    audit = _audit(deps.clock.now(), OPTIMIZER, "optimize.rollback", version.scope.value, detail)
+    restored = change.version.version if change.version else None
+    announced = {**detail, "version": restored}  # the rollback's announcement names it
+    audit = _audit(deps.clock.now(), OPTIMIZER, "optimize.rollback", version.scope.value, announced)
     await ports.runs.transition(run.run_id, RunStatus.APPLIED, RunStatus.ROLLED_BACK, audit)
     return dataclasses.replace(check, action=LiveAction.ROLLED_BACK, change=change)
 

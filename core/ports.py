@@ -80,6 +80,10 @@ class ConfigStore(Protocol):
         self, scope: Scope, parameter: str | None, limit: int
     ) -> list[ParamChangeRecord]: ...
 
+    async def changes_between(self, since: datetime, until: datetime) -> list[ParamChangeRecord]:
+        """Every scope's parameter changes made in [since, until), oldest first."""
+        ...
+
     async def commit_version(
         self,
         new: NewVersion,
@@ -153,6 +157,10 @@ class TradeStore(Protocol):
         self, symbol: str | None, side: Side | None, now: datetime
     ) -> list[Override]: ...
 
+    async def overrides(self, since: datetime, until: datetime) -> list[Override]:
+        """Overrides granted or decided (created) in [since, until), oldest first."""
+        ...
+
     async def consume_override(self, override_id: int, now: datetime) -> Override | None:
         """Mark APPROVED and unexpired as CONSUMED, atomically; None if it was not usable."""
         ...
@@ -189,6 +197,14 @@ class LearningStore(Protocol):
 
     async def untagged_trades(self, since: datetime, until: datetime) -> list[ClosedTradeEvent]:
         """Trades that closed in [since, until) outside any learning session."""
+        ...
+
+    async def closed_trades(self, since: datetime, until: datetime) -> list[ClosedTradeEvent]:
+        """Every trade that closed in [since, until), in the order they closed."""
+        ...
+
+    async def sessions_between(self, since: datetime, until: datetime) -> list[LearningSession]:
+        """Sessions running at some time in [since, until), oldest first."""
         ...
 
 
@@ -275,6 +291,14 @@ class OptimizationStore(Protocol):
     ) -> list[ClosedTradeEvent]:
         """The latest `limit` trades of a volatility level (None: every trade) that closed
         at or after `since`, oldest first."""
+        ...
+
+    async def clean_up(
+        self, runs_before: datetime, failed_before: datetime, audit: AuditEntry
+    ) -> tuple[int, int]:
+        """Delete finished runs started before `runs_before` that found no improvement (with
+        their candidates); archive FAILED versions created before `failed_before`. Return
+        (runs deleted, versions archived); `audit` is recorded with both counts."""
         ...
 
 

@@ -27,6 +27,10 @@ from storage.outbox import enqueue
 from storage.tables import AuditLogRow, ConfigBackupRow, ConfigVersionRow, ParameterChangeRow
 
 PARAMETERS_PUSH_TOPIC = "engine.parameters"
+ANNOUNCE_TOPIC = "slack.parameter_change"
+# Versions their own announcement already shows: a learning session's start and end
+# (bot.announcements), an optimization run's report and its rollback (bot.optimization_announcer).
+ANNOUNCED_ELSEWHERE = frozenset({Source.LEARNING, Source.OPTIMIZER})
 
 
 class SqlConfigStore:
@@ -98,6 +102,16 @@ class SqlConfigStore:
             rows = (await session.execute(query)).scalars().all()
         return [_change_record(row) for row in rows]
 
+    async def changes_between(self, since: datetime, until: datetime) -> list[ParamChangeRecord]:
+        query = (
+            select(ParameterChangeRow)
+            .where(ParameterChangeRow.created_at >= since, ParameterChangeRow.created_at < until)
+            .order_by(ParameterChangeRow.id)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).scalars().all()
+        return [_change_record(row) for row in rows]
+
     async def commit_version(
         self,
         new: NewVersion,
@@ -117,6 +131,9 @@ class SqlConfigStore:
                 session.add(audit_row(audit, {"version": row.version}))
                 if self._push:
                     enqueue(session, PARAMETERS_PUSH_TOPIC, _push_payload(row), new.created_at)
+                if new.source not in ANNOUNCED_ELSEWHERE:
+                    announced = _announce_payload(row, changes, backup, audit)
+                    enqueue(session, ANNOUNCE_TOPIC, announced, new.created_at)
         except IntegrityError:
             # Another writer created the same version number, or activated one, first.
             raise _stale(new.scope, based_on) from None
@@ -184,6 +201,24 @@ def _push_payload(row: ConfigVersionRow) -> dict[str, Any]:
         "parameters": row.parameters,
         "author": row.author,
         "reason": row.reason,
+    }
+
+
+def _announce_payload(
+    row: ConfigVersionRow, changes: Sequence[ParamChange], backup: BackupRecord, audit: AuditEntry
+) -> dict[str, Any]:
+    """Who changed what (old and new values), from where (the audit's entry point: a restore's
+    source is "restore" whoever asked) and why, as the announcement shows it."""
+    return {
+        "scope": row.scope,
+        "version": row.version,
+        "based_on": row.parent_version or 0,
+        "author": row.author,
+        "source": row.source,
+        "via": audit.source,
+        "reason": row.reason,
+        "backup_id": backup.backup_id,
+        "changes": [{"parameter": c.parameter, "old": c.old, "new": c.new} for c in changes],
     }
 
 

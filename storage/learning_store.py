@@ -139,6 +139,24 @@ class SqlLearningStore:
             )
         )
 
+    async def closed_trades(self, since: datetime, until: datetime) -> list[ClosedTradeEvent]:
+        return await self._trades(
+            select(TradeRow).where(TradeRow.exit_time >= since, TradeRow.exit_time < until)
+        )
+
+    async def sessions_between(self, since: datetime, until: datetime) -> list[LearningSession]:
+        query = (
+            select(LearningSessionRow)
+            .where(
+                LearningSessionRow.started_at < until,
+                LearningSessionRow.ended_at.is_(None) | (LearningSessionRow.ended_at >= since),
+            )
+            .order_by(LearningSessionRow.started_at, LearningSessionRow.id)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).scalars().all()
+        return [_session(row) for row in rows]
+
     async def _first(self, query: Select[LearningSessionRow]) -> LearningSession | None:
         async with self._sessions() as session:
             row = (await session.execute(query)).scalars().first()

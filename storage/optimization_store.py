@@ -3,6 +3,9 @@ core.ports.OptimizationStore. storage.run_store reads the latest run for the App
 
 One run per scope at a time is the partial unique index on RUNNING rows: a claim inserts the
 row, so of two concurrent claims (in any processes) exactly one commits.
+
+A run's end (any status) and its rollback are queued for Slack (ANNOUNCE_TOPIC) in the
+transaction that records them, so each is announced once, whichever process ran it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
@@ -34,6 +37,7 @@ from storage.config_store import audit_row
 from storage.config_store import version_from_row as version_record
 from storage.db import dialect_insert
 from storage.learning_store import closed_trade_from_row as closed_trade
+from storage.outbox import enqueue
 from storage.tables import (
     ConfigVersionRow,
     OptimizationCandidateRow,
@@ -46,6 +50,9 @@ from storage.trade_store import DEFAULT_TRADE_THRESHOLD
 Run = OptimizationRunRow
 Candidate = OptimizationCandidateRow
 _PENDING_WINNER = (VersionStatus.TESTING.value, VersionStatus.ACTIVE.value)
+# One topic for both events: the outbox keeps order within a topic, so a rollback is never
+# announced before the run it undoes.
+ANNOUNCE_TOPIC = "slack.optimization"
 
 
 class SqlOptimizationStore:
@@ -102,6 +109,8 @@ class SqlOptimizationStore:
                 await _annotate_winner(session, row, end.winner_version)
             if end.status is not RunStatus.FAILED:
                 await _supersede_pending(session, row)
+            finished = {"run_id": run_id, "event": "finished"}
+            enqueue(session, ANNOUNCE_TOPIC, finished, end.finished_at)
         return _run(row)
 
     async def transition(
@@ -130,6 +139,8 @@ class SqlOptimizationStore:
             if applied and winner_version is not None:
                 await _annotate_winner(session, row, winner_version)
             session.add(audit_row(audit))
+            if after is RunStatus.ROLLED_BACK:
+                enqueue(session, ANNOUNCE_TOPIC, _rollback_payload(run_id, audit), audit.at)
         return _run(row)
 
     async def run(self, run_id: str) -> OptimizationRun | None:
@@ -221,6 +232,39 @@ class SqlOptimizationStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).scalars().all()
         return [closed_trade(row) for row in reversed(rows)]
+
+    async def clean_up(
+        self, runs_before: datetime, failed_before: datetime, audit: AuditEntry
+    ) -> tuple[int, int]:
+        unimproved = select(Run.run_id).where(
+            Run.improvement_found.is_(False),
+            Run.status != RunStatus.RUNNING.value,
+            Run.started_at < runs_before,
+        )
+        failed = (ConfigVersionRow.status == VersionStatus.FAILED.value) & (
+            ConfigVersionRow.created_at < failed_before
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(delete(Candidate).where(Candidate.run_id.in_(unimproved)))
+            deleted = await session.execute(delete(Run).where(Run.run_id.in_(unimproved)))
+            archived = await session.execute(
+                update(ConfigVersionRow).where(failed).values(status=VersionStatus.ARCHIVED.value)
+            )
+            counts = (getattr(deleted, "rowcount", 0), getattr(archived, "rowcount", 0))
+            session.add(
+                audit_row(audit, {"runs_deleted": counts[0], "versions_archived": counts[1]})
+            )
+        return counts
+
+
+def _rollback_payload(run_id: str, audit: AuditEntry) -> dict[str, Any]:
+    """Why and to which version, as core recorded them in the rollback's audit entry."""
+    return {
+        "run_id": run_id,
+        "event": "rolled_back",
+        "reason": audit.detail.get("reason", ""),
+        "version": audit.detail.get("version"),
+    }
 
 
 async def _fail_stale(

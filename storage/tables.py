@@ -333,3 +333,30 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRunRow(Base):
+    """One execution of a scheduled job: its outcome outlives the process that ran it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    replica: Mapped[str] = mapped_column(String(128))
+    scheduled_for: Mapped[datetime]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # ok, error, skipped; None: running
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class LeaseRow(Base):
+    """A named lease: the replica holding it until `expires_at` runs what must run once."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -36,6 +36,7 @@ from storage.tables import (
 
 ALERT_TOPIC = "slack.blocked_trade"
 OVERRIDE_PUSH_TOPIC = "engine.override"
+DECISION_TOPIC = "slack.override_decision"  # every override granted, approved or denied
 DEFAULT_TRADE_THRESHOLD = 200
 
 
@@ -136,6 +137,7 @@ class SqlTradeStore:
                 session.add(audit_row(audit, {"override_id": row.id}))
                 if self._push and new.status is OverrideStatus.APPROVED:
                     enqueue(session, OVERRIDE_PUSH_TOPIC, _override_payload(row), new.created_at)
+                enqueue(session, DECISION_TOPIC, {"override_id": row.id}, new.created_at)
         except IntegrityError:
             earlier = await self.override_for_blocked_trade(new.blocked_trade_id or 0)
             verb = earlier.status.value.lower() if earlier else "decided"
@@ -164,6 +166,16 @@ class SqlTradeStore:
             query = query.where(OverrideRow.side == side.value)
         async with self._sessions() as session:
             rows = (await session.execute(query.order_by(OverrideRow.id))).scalars().all()
+        return [override_from_row(row) for row in rows]
+
+    async def overrides(self, since: datetime, until: datetime) -> list[Override]:
+        query = (
+            select(OverrideRow)
+            .where(OverrideRow.created_at >= since, OverrideRow.created_at < until)
+            .order_by(OverrideRow.created_at, OverrideRow.id)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).scalars().all()
         return [override_from_row(row) for row in rows]
 
     async def consume_override(self, override_id: int, now: datetime) -> Override | None:

@@ -46,8 +46,8 @@ def alert(group: AlertGroup, ttl: timedelta) -> Message:
         blocks.append(
             context(f"×{group.count} blocked since {utc_time(group.first_at)}; the latest is shown")
         )
-    return Message(
-        text=f"{title}{count}. {_status_text(group, ttl)}",
+    return Message(  # the fallback text is mrkdwn too: engine text in it must not ping
+        text=f"{escape(title)}{count}. {_status_text(group, ttl)}",
         blocks=[*blocks, *status],
         ephemeral=False,
     )
@@ -141,6 +141,13 @@ def override_granted(override: Override) -> Message:
     )
 
 
+def override_decided(override: Override, trade: BlockedTrade) -> Message:
+    """A decision on an alert, announced where the alert itself does not show it."""
+    about = f"Blocked {trade.signal} {escape(trade.symbol)}: {escape(trade.block_reason)}"
+    line = decision_line(override)
+    return Message(text=f"{about}. {line}", blocks=[section(f"*{about}*\n{line}")], ephemeral=False)
+
+
 def blocked_stats(stats: BlockedStats, window: str) -> Message:
     def top(counts: dict[str, int]) -> str:
         return ", ".join(f"{escape(k)} {n}" for k, n in list(counts.items())[:8]) or "—"
@@ -166,6 +173,6 @@ def with_counterfactual(message: Message, found: Insights) -> Message:
     report = render_blocked.insights(found)
     return replace(
         message,
-        text=f"{message.text}\n\n{report}",
+        text=f"{message.text}\n\n{escape(report)}",
         blocks=[*message.blocks, *preformatted(report.splitlines())],
     )

@@ -44,23 +44,34 @@ def change_announcement(who: str, what: str, result: ChangeResult, reason: str) 
     if result.outcome is Outcome.UNCHANGED:
         return Message(render.change_result(result))
     assert result.version is not None and result.backup is not None
+    footer = version_footer(
+        result.scope, result.based_on, result.version.version, result.backup.backup_id
+    )
+    return changed(who, what, result.changes, reason, footer)
+
+
+def changed(
+    who: str, what: str, changes: Sequence[ParamChange], reason: str, footer: str
+) -> Message:
+    """An applied change: `who` did `what`, each parameter's old → new value, why, and a
+    `footer` (version_footer) naming the versions and the backup."""
     head = f"{person(who)} {what}"
     why = f"> {escape(reason)}" if reason else ""
-    footer = (
-        f"{result.scope} version {result.based_on} → {result.version.version} · "
-        f"backup `{result.backup.backup_id}`"
-    )
     plain = f"{head}: " + ", ".join(
-        f"{c.parameter} {shown(c.old)} → {shown(c.new)}" for c in result.changes
+        f"{c.parameter} {shown(c.old)} → {shown(c.new)}" for c in changes
     )
     return Message(
         text=f"{plain} — {reason}" if reason else plain,
         blocks=[
-            section("\n".join([head, *change_lines(result.changes), why]).strip()),
+            section("\n".join([head, *change_lines(changes), why]).strip()),
             context(footer),
         ],
         ephemeral=False,
     )
+
+
+def version_footer(scope: Scope, based_on: int, version: int, backup_id: str) -> str:
+    return f"{scope} version {based_on} → {version} · backup `{backup_id}`"
 
 
 def history(scope: Scope, records: Sequence[ParamChangeRecord]) -> Message:

@@ -13,9 +13,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 
 from bot.alerts import Alerts
 from bot.blocks.alerts import APPROVE_ACTION, DENY_ACTION
-from bot.blocks.common import Message
 from bot.blocks.help import internal_error, refusal
 from bot.handlers.actor import actor_of
+from bot.handlers.reply import tell
 from bot.runtime import Runtime
 from core import trades
 from core.authz import Actor
@@ -46,32 +46,38 @@ async def _decide(
     alerts: Alerts,
     actor: Actor,
     body: dict[str, Any],
-    respond: AsyncRespond,
+    respond: AsyncRespond | None,
     approve: bool,
 ) -> None:
-    channel, ts = body["container"]["channel_id"], body["container"]["message_ts"]
+    alert = _alert_at(body)
     try:
         await trades.decide_blocked_trade(runtime.deps, actor, _trade_id(body), approve)
     except UserError as error:
-        log.info("alert %s in %s: %s refused: %s", ts, channel, actor.id, error)
-        if isinstance(error, ConflictError):  # decided or expired: no stale buttons
-            alerts.refresh(channel, ts)
-        await _tell(respond, refusal(str(error)))
+        log.info("alert %s: %s refused: %s", alert, actor.id, error)
+        if isinstance(error, ConflictError) and alert:  # decided or expired: no stale buttons
+            alerts.refresh(*alert)
+        await tell(respond, refusal(str(error)))
         return
     except Exception:
-        log.exception("alert %s in %s: decision by %s failed", ts, channel, actor.id)
-        await _tell(respond, internal_error())
+        log.exception("alert %s: decision by %s failed", alert, actor.id)
+        await tell(respond, internal_error())
         return
-    await alerts.decided(channel, ts)
+    if alert:
+        await alerts.decided(*alert)
 
 
-async def _tell(respond: AsyncRespond, message: Message) -> None:
-    """To the clicking person alone; the alert itself stays as it is."""
-    await respond(**message.payload(), response_type="ephemeral", replace_original=False)
+def _alert_at(body: dict[str, Any]) -> tuple[str, str] | None:
+    """The channel and ts of the alert clicked (Slack always says; a forged click may not)."""
+    container = body.get("container")
+    if not isinstance(container, dict):
+        return None
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    return (str(channel), str(ts)) if channel and ts else None
 
 
 def _trade_id(body: dict[str, Any]) -> int:
     value = str(body["actions"][0].get("value", ""))
-    if not value.isdigit():
-        raise ValidationError(f"this button names no blocked trade ({value!r})")
+    # ASCII digits only ("²" is a digit to str.isdigit), and few enough for a 64-bit row id.
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ValidationError(f"this button names no blocked trade ({value[:40]!r})")
     return int(value)

@@ -1,7 +1,8 @@
 """Apply on a learning session's recommendation: an admin makes it live in one click.
 
-The clicking user is checked by core; the change goes through the normal versioned path
-and is announced in the channel; a refusal is answered to the clicker alone.
+The clicking user is checked by core; the change goes through the normal versioned path,
+which announces it in the channel (from the outbox); the clicker and a refusal are answered
+to the clicker alone.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond, AsyncSay
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from bot.blocks.help import internal_error, refusal
 from bot.blocks.learning import APPLY_ACTION
 from bot.blocks.params import change_announcement
 from bot.handlers.actor import actor_of
+from bot.handlers.reply import tell
 from bot.runtime import Runtime
 from core import learning
 from core.errors import UserError, ValidationError
@@ -29,7 +31,6 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
         ack: AsyncAck,
         body: dict[str, Any],
         respond: AsyncRespond,
-        say: AsyncSay,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
@@ -41,21 +42,17 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             )
         except UserError as error:
             log.info("recommendation apply by %s refused: %s", actor.id, error)
-            await respond(
-                **refusal(str(error)).payload(), response_type="ephemeral", replace_original=False
-            )
+            await tell(respond, refusal(str(error)))
             return
         except Exception:
             log.exception("recommendation apply by %s failed", actor.id)
-            await respond(
-                **internal_error().payload(), response_type="ephemeral", replace_original=False
-            )
+            await tell(respond, internal_error())
             return
         reason = result.version.reason if result.version else ""
         announcement = change_announcement(
             actor.id, f"applied a recommendation of learning session {session_id}", result, reason
         )
-        await say(**announcement.payload())
+        await tell(respond, announcement)
 
     app.action(APPLY_ACTION)(apply_recommendation)
 

@@ -32,7 +32,7 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             await client.views_open(trigger_id=body["trigger_id"], view=view)
 
         ctx = CommandContext(runtime, actor_of(context), body.get("channel_id", ""), open_form)
-        text = body.get("text") or ""
+        text = str(body.get("text") or "")  # Slack sends a string; a forged payload may not
         try:
             reply = await run_command(ctx, text)
         except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +137,46 @@ def _parse_body(route: Route, raw: bytes) -> BaseModel:
         document = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiError(422, f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ApiError(422, "the body is not valid JSON: nested too deeply") from None
+    if (where := _nul_location(document)) is not None:
+        problem = "must not contain the NUL character (\\u0000)"
+        raise ApiError(422, "invalid request", [{"field": where, "problem": problem}])
     model = _choose_model(route.body, document)
     return model.model_validate_json(raw, strict=True)
+
+
+def _nul_location(document: Any) -> str | None:
+    """Where a text holds U+0000, which PostgreSQL cannot store (SQLite could: refused on
+    both, so a payload means the same on either database)."""
+    pending: list[tuple[Any, tuple[int | str, ...]]] = [(document, ())]
+    while pending:
+        node, path = pending.pop()
+        if isinstance(node, str) and "\x00" in node:
+            return field_name(path)
+        if isinstance(node, dict):
+            children: list[tuple[int | str, Any]] = list(node.items())
+        elif isinstance(node, list):
+            children = list(enumerate(node))
+        else:
+            continue
+        for key, value in children:
+            if isinstance(key, str) and "\x00" in key:
+                return field_name(path)
+            pending.append((value, (*path, key)))
+    return None
+
+
+def field_name(path: Sequence[int | str]) -> str:
+    """A JSON location as people write it: events[0].symbol; "body" for the whole body."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = part or '""'  # an empty key is still a key someone sent
+            text += f".{name}" if text else name
+    return text or "body"
 
 
 def _choose_model(models: tuple[type[BaseModel], ...], document: Any) -> type[BaseModel]:
@@ -156,7 +194,9 @@ def _parse_path(route: Route, request: web.Request) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, kind in route.path_params.items():
         raw = request.match_info[name]
-        if kind is int and not (raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_ID))
+        if kind is int and not (digits and 1 <= int(raw) <= MAX_ID):
             problem = f"must be a whole number from 1 to {MAX_ID}"
             raise ApiError(422, "invalid path", [{"field": name, "problem": problem}])
         values[name] = kind(raw)

@@ -8,7 +8,7 @@ fields are refused: a typo such as `confidnce` must not silently drop a value.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
@@ -26,7 +26,12 @@ def _iso_datetime(value: object) -> object:
         raise ValueError(
             "must be an ISO 8601 date-time with offset, e.g. 2026-11-23T03:00:00+00:00"
         )
-    return datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(value)
+    try:  # 0001-01-01T00:00+01:00 is before the first UTC instant Python (and SQL) can hold
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range: must fall between years 1 and 9999 in UTC") from None
+    return parsed
 
 
 def whole_number(value: object) -> object:
@@ -270,3 +275,4 @@ class ReadyOut(BaseModel):
     status: Literal["ready", "not ready"]
     database: bool
     slack: Literal["connected", "disconnected", "not configured"]
+    lease: Literal["held", "standby"]  # held: this replica runs the jobs and timers

@@ -25,7 +25,7 @@ from bot.webhook import (
 from bot.webhook import schemas as s
 from bot.webhook.auth import ReplayGuard
 from bot.webhook.openapi import build_openapi
-from bot.webhook.routing import REPLAYS, RUNTIME, ApiError, Call, Route, wrap
+from bot.webhook.routing import REPLAYS, RUNTIME, ApiError, Call, Route, field_name, wrap
 from core.authz import Action
 from core.errors import (
     BackupFailedError,
@@ -59,7 +59,12 @@ async def readyz(call: Call) -> web.Response:
     database = await call.runtime.database_ready()
     slack = call.runtime.slack_status()
     ready = database and slack != "disconnected"
-    out = s.ReadyOut(status="ready" if ready else "not ready", database=database, slack=slack)
+    out = s.ReadyOut(
+        status="ready" if ready else "not ready",
+        database=database,
+        slack=slack,
+        lease="held" if call.runtime.holds_lease() else "standby",
+    )
     return web.json_response(out.model_dump(), status=200 if ready else 503)
 
 
@@ -168,14 +173,7 @@ def _error(
 
 
 def _problems(error: PydanticValidationError) -> list[dict[str, str]]:
-    return [{"field": _location(e["loc"]) or "body", "problem": e["msg"]} for e in error.errors()]
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+    return [{"field": field_name(e["loc"]), "problem": e["msg"]} for e in error.errors()]
 
 
 async def _audit_refusal(request: web.Request, message: str) -> None:

@@ -113,7 +113,10 @@ async def test_a_malformed_window_is_422(api: Api) -> None:
 
 async def test_readiness_reports_the_database(api: Api) -> None:
     status, body, _ = await api.call("GET", "/readyz", None)
-    assert (status, body) == (200, {"status": "ready", "database": True, "slack": "not configured"})
+    assert (status, body) == (
+        200,
+        {"status": "ready", "database": True, "slack": "not configured", "lease": "standby"},
+    )
 
 
 async def test_metrics_count_requests_and_ingested_events(api: Api) -> None:

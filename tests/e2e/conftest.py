@@ -185,7 +185,12 @@ async def outbox_drained(runtime: Runtime) -> None:
     await until(empty, "every outbox message delivered")
 
 
+def alerts_in(slack: FakeSlack, channel: str = RISK) -> list[dict[str, Any]]:
+    """The blocked-trade alerts of a channel, oldest first (not its other announcements)."""
+    return [m for m in slack.messages(channel) if m.get("text", "").startswith("Blocked ")]
+
+
 async def alert_for(slack: FakeSlack, count: int = 1) -> dict[str, Any]:
     """The latest alert in #risk-blocked once `count` alerts were posted there."""
-    await slack.wait_until(lambda: len(slack.messages(RISK)) >= count, what=f"{count} alert(s)")
-    return slack.latest_message(RISK)
+    await slack.wait_until(lambda: len(alerts_in(slack)) >= count, what=f"{count} alert(s)")
+    return alerts_in(slack)[-1]

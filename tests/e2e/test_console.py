@@ -73,10 +73,15 @@ def test_a_script_of_commands_gets_the_same_answers_as_in_slack(env: dict[str, s
     assert "> /param show min_confidence\n\n#console (only you) │ paramadapt\n" in out
     assert "  min_confidence  0.65 fraction  default\n" in out
     assert (
-        "#console │ paramadapt\n"
+        "#console (only you) │ paramadapt\n"
         "  @U0CONSOLE set min_confidence in global\n"
         "  • min_confidence: 0.65 → 0.6\n"
         "  > too many good BUYs blocked\n"
+    ) in out
+    assert (  # and the channel hears of it once, from the outbox
+        "#risk-blocked │ paramadapt\n"
+        "  @U0CONSOLE changed global in Slack\n"
+        "  • min_confidence: 0.65 → 0.6\n"
     ) in out
     assert "  ⚠ min_confidence must be a number from 0 to 1; got 2\n" in out
     assert "  ⚠ unknown command 'frobnicate'\n" in out

@@ -55,7 +55,7 @@ async def test_a_change_runs_as_that_user_and_is_refused_for_a_stranger(api: Api
     status, applied, _ = await api.call(
         "POST", "/process-command", json={"user_id": ADMIN, "text": "set min_confidence 0.6 why"}
     )
-    assert status == 200 and applied["ephemeral"] is False
+    assert status == 200 and applied["ephemeral"] is True  # the channel hears it from the outbox
     _, params, _ = await api.call("GET", "/parameters", "engine")
     assert params["parameters"]["min_confidence"] == 0.6
     (change,) = await api.runtime.store.list_changes(Scope.GLOBAL, "min_confidence", 5)

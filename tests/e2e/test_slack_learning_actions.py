@@ -12,7 +12,7 @@ from core import learning, services, trades
 from core.authz import Actor, Role
 from core.models import ClosedTradeEvent, Side
 from core.params import Scope
-from tests.e2e.conftest import ADMIN, OPERATOR, RISK, on_sqlite, text_of
+from tests.e2e.conftest import ADMIN, OPERATOR, RISK, on_sqlite, outbox_drained, text_of
 from tests.fakeslack import FakeSlack
 
 pytestmark = [pytest.mark.usefixtures("bot"), on_sqlite]
@@ -74,7 +74,7 @@ async def test_the_end_announcement_offers_one_apply_button_per_kept_value(
     assert "Apply: global min_confidence = " in text_of(message["blocks"])
 
 
-async def test_an_admin_click_makes_the_recommendation_live_and_announces_it(
+async def test_an_admin_click_makes_the_recommendation_live_and_announces_it_once(
     slack: FakeSlack, runtime: Runtime
 ) -> None:
     relaxed = await profitable_session(runtime)
@@ -84,9 +84,12 @@ async def test_an_admin_click_makes_the_recommendation_live_and_announces_it(
     await slack.click_button(message, "learning_apply_recommendation", ADMIN, value=value)
 
     await slack.wait_until(
-        lambda: any("applied a recommendation" in m.get("text", "") for m in slack.messages(RISK)),
+        lambda: any("changed *global* in Slack" in m.get("text", "") for m in slack.messages(RISK)),
         what="the change announcement",
     )
+    await outbox_drained(runtime)
+    announced = [m for m in slack.messages(RISK) if "changed *global*" in m.get("text", "")]
+    assert len(announced) == 1
     params, _ = await services.effective_parameters(runtime.deps, Scope.GLOBAL)
     assert params["min_confidence"] == relaxed["min_confidence"]
     (change,) = await runtime.store.list_changes(Scope.GLOBAL, "min_confidence", 1)

@@ -13,7 +13,17 @@ import aiohttp
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.e2e.conftest import ADMIN, APP_TOKEN, BOT_TOKEN, RISK, VIEWER, on_sqlite, param, text_of
+from tests.e2e.conftest import (
+    ADMIN,
+    APP_TOKEN,
+    BOT_TOKEN,
+    RISK,
+    VIEWER,
+    alert_for,
+    on_sqlite,
+    param,
+    text_of,
+)
 from tests.fakeslack import FakeSlack, Workspace
 from tests.fakeslack.payloads import app_home_opened
 from tests.process import BotProcess, free_port
@@ -78,8 +88,7 @@ async def test_socket_mode_answers_commands_and_posts_alerts(
     try:
         answer = await param(slack, "set min_confidence 0.6 from the real process", ADMIN)
         await report_blocked_trade(http, base)
-        await slack.wait_until(lambda: bool(slack.messages(RISK)), timeout=10, what="an alert")
-        alert = slack.latest_message(RISK)
+        alert = await alert_for(slack)
         await slack.click_button(alert, "override_approve", ADMIN)
         await slack.wait_until(lambda: "Approved by" in slack.message(RISK, alert["ts"])["text"])
         async with http.get(f"{base}/readyz") as ready:
@@ -88,7 +97,7 @@ async def test_socket_mode_answers_commands_and_posts_alerts(
         code = await stopped(bot)
 
     assert code == 0
-    assert answer.response_type == "in_channel"
+    assert answer.response_type == "ephemeral"
     assert "• `min_confidence`: 0.65 → *0.6*" in text_of(answer.body["blocks"])
     assert readiness["slack"] == "connected"
     output = "\n".join(bot.lines)

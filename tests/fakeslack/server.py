@@ -485,7 +485,7 @@ class FakeSlack:
     # ------------------------------------------------------------------ waiting
 
     async def wait_until(
-        self, condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+        self, condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition"
     ) -> None:
         """Wait until condition() holds; re-checked whenever the fake records something."""
         await self._changed.wait_for(lambda: True if condition() else None, timeout, lambda: what)

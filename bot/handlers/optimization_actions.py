@@ -1,0 +1,81 @@
+"""Apply / Reject on the report of a run whose winner waits for approval (apply_mode approve).
+
+The clicking user is checked by core (admins only); the decision is recorded once and the
+report is re-rendered in place with who decided and without the buttons. A refused or late
+click is answered to the clicker alone; the report of a run a newer one superseded loses its
+stale buttons then.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+
+from bot.blocks.common import Message
+from bot.blocks.help import internal_error, refusal
+from bot.blocks.optimization import APPLY_ACTION, REJECT_ACTION
+from bot.handlers.actor import actor_of
+from bot.optimization_announcer import report_message, superseded_report
+from bot.runtime import Runtime
+from core import optimization
+from core.authz import Actor
+from core.errors import ConflictError, UserError, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    async def apply_winner(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        await _decide(runtime, actor_of(context), body, respond, apply=True)
+
+    async def reject_winner(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        await _decide(runtime, actor_of(context), body, respond, apply=False)
+
+    app.action(APPLY_ACTION)(apply_winner)
+    app.action(REJECT_ACTION)(reject_winner)
+
+
+async def _decide(
+    runtime: Runtime, actor: Actor, body: dict[str, Any], respond: AsyncRespond, apply: bool
+) -> None:
+    deps = runtime.deps
+    decide = optimization.apply_run_winner if apply else optimization.reject_run_winner
+    try:
+        run_id = _run_id(body)
+        await decide(deps, actor, run_id)
+    except UserError as error:
+        log.info("optimization decision by %s refused: %s", actor.id, error)
+        stale = await superseded_report(deps, run_id) if isinstance(error, ConflictError) else None
+        if stale is not None:
+            await _replace(respond, stale)
+        await _tell(respond, refusal(str(error)))
+        return
+    except Exception:
+        log.exception("optimization decision by %s failed", actor.id)
+        await _tell(respond, internal_error())
+        return
+    await _replace(respond, await report_message(deps, run_id, decided_by=actor.id))
+
+
+async def _replace(respond: AsyncRespond, message: Message) -> None:
+    await respond(**message.payload(), replace_original=True)
+
+
+async def _tell(respond: AsyncRespond, message: Message) -> None:
+    """To the clicking person alone; the report itself stays as it is."""
+    await respond(**message.payload(), response_type="ephemeral", replace_original=False)
+
+
+def _run_id(body: dict[str, Any]) -> str:
+    value = str(body["actions"][0].get("value", ""))
+    if not value.startswith("opt_"):
+        raise ValidationError(f"this button names no optimization run ({value!r})")
+    return value

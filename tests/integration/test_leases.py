@@ -1,0 +1,171 @@
+"""The leader lease, on SQLite and PostgreSQL: one holder at a time, renewal, and takeover
+once a holder that stopped renewing (it died) has let its lease run out."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.lease import LEADER_LEASE, Leadership, replica_id
+from bot.runtime import Runtime
+from storage.db import sessionmaker
+from storage.leases import SqlLeases
+from tests.clock import MovableClock
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+TTL = timedelta(seconds=30)
+
+
+@pytest.fixture
+def leases(runtime: Runtime) -> SqlLeases:
+    return SqlLeases(sessionmaker(runtime.engine))
+
+
+async def test_the_first_replica_takes_the_lease_and_the_second_is_refused(
+    leases: SqlLeases,
+) -> None:
+    assert await leases.acquire(LEADER_LEASE, "a", TTL, NOW)
+    assert not await leases.acquire(LEADER_LEASE, "b", TTL, NOW + timedelta(seconds=1))
+    lease = await leases.current(LEADER_LEASE)
+    assert lease is not None and (lease.holder, lease.expires_at) == ("a", NOW + TTL)
+
+
+async def test_renewing_extends_the_lease_and_keeps_when_it_was_taken(leases: SqlLeases) -> None:
+    await leases.acquire(LEADER_LEASE, "a", TTL, NOW)
+    assert await leases.acquire(LEADER_LEASE, "a", TTL, NOW + timedelta(seconds=10))
+    lease = await leases.current(LEADER_LEASE)
+    assert lease is not None
+    assert (lease.acquired_at, lease.expires_at) == (NOW, NOW + timedelta(seconds=40))
+
+
+async def test_another_replica_takes_over_a_lease_nobody_renewed(leases: SqlLeases) -> None:
+    await leases.acquire(LEADER_LEASE, "a", TTL, NOW)
+    assert await leases.acquire(LEADER_LEASE, "b", TTL, NOW + TTL)
+    assert not await leases.acquire(LEADER_LEASE, "a", TTL, NOW + TTL + timedelta(seconds=1))
+
+
+async def test_a_released_lease_is_free_at_once(leases: SqlLeases) -> None:
+    await leases.acquire(LEADER_LEASE, "a", TTL, NOW)
+    await leases.release(LEADER_LEASE, "a")
+    assert await leases.acquire(LEADER_LEASE, "b", TTL, NOW + timedelta(seconds=1))
+
+
+async def test_of_many_concurrent_claims_exactly_one_wins(runtime: Runtime) -> None:
+    # Separate store objects, as separate processes would have.
+    claims = [
+        SqlLeases(sessionmaker(runtime.engine)).acquire(LEADER_LEASE, f"r{i}", TTL, NOW)
+        for i in range(6)
+    ]
+    assert sorted(await asyncio.gather(*claims)) == [False] * 5 + [True]
+
+
+class Recorder:
+    """A leader-only component: says whether it is running."""
+
+    def __init__(self) -> None:
+        self.running = False
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+
+
+def leadership(leases: SqlLeases, clock: MovableClock, name: str, work: Recorder) -> Leadership:
+    return Leadership(leases, clock, name, timedelta(seconds=3), [work])
+
+
+async def wait_for(condition: Callable[[], bool], what: str) -> None:
+    async def until() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(until(), timeout=10)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")
+
+
+async def test_only_the_holder_runs_the_leader_components(leases: SqlLeases) -> None:
+    clock = MovableClock(NOW)
+    first, second = Recorder(), Recorder()
+    a, b = leadership(leases, clock, "a", first), leadership(leases, clock, "b", second)
+    await a.start()
+    await b.start()
+    try:
+        assert (a.leading, first.running) == (True, True)
+        assert (b.leading, second.running) == (False, False)
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def test_a_standby_replica_takes_over_when_the_holder_stops_renewing(
+    leases: SqlLeases,
+) -> None:
+    clock = MovableClock(NOW)
+    await leases.acquire(LEADER_LEASE, "dead", timedelta(seconds=3), NOW)  # then SIGKILLed
+    work = Recorder()
+    standby = leadership(leases, clock, "b", work)
+    await standby.start()
+    try:
+        assert not work.running
+        clock.advance(seconds=3)
+        await wait_for(lambda: work.running, "the standby replica to take over")
+        assert standby.leading
+    finally:
+        await standby.stop()
+
+
+async def test_a_clean_stop_hands_the_lease_over_at_once(leases: SqlLeases) -> None:
+    clock = MovableClock(NOW)
+    first, second = Recorder(), Recorder()
+    a, b = leadership(leases, clock, "a", first), leadership(leases, clock, "b", second)
+    await a.start()
+    await b.start()
+    try:
+        await a.stop()
+        assert not first.running
+        await wait_for(lambda: second.running, "the other replica to take over")
+    finally:
+        await b.stop()
+
+
+def finished_process_on_this_host() -> str:
+    """The replica id a process of this host had before it died."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host, namespace, _pid, suffix = replica_id().rsplit(":", 3)
+    return f"{host}:{namespace}:{child.pid}:{suffix}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs Linux pid namespaces")
+async def test_a_replica_restarted_after_a_crash_leads_at_once(leases: SqlLeases) -> None:
+    clock = MovableClock(NOW)
+    await leases.acquire(LEADER_LEASE, finished_process_on_this_host(), TTL, NOW)
+    work = Recorder()
+    restarted = leadership(leases, clock, replica_id(), work)
+    await restarted.start()
+    try:
+        assert work.running  # without waiting for the dead process's lease to run out
+    finally:
+        await restarted.stop()
+
+
+async def test_a_live_holder_on_this_host_keeps_its_lease(leases: SqlLeases) -> None:
+    clock = MovableClock(NOW)
+    await leases.acquire(LEADER_LEASE, replica_id(), TTL, NOW)  # this very process
+    work = Recorder()
+    other = leadership(leases, clock, replica_id(), work)
+    await other.start()
+    try:
+        assert not work.running
+    finally:
+        await other.stop()
