@@ -13,10 +13,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
-from bot.blocks.common import Message
 from bot.blocks.help import internal_error, refusal
 from bot.blocks.optimization import APPLY_ACTION, REJECT_ACTION
 from bot.handlers.actor import actor_of
+from bot.handlers.reply import redraw, tell
 from bot.optimization_announcer import report_message, superseded_report
 from bot.runtime import Runtime
 from core import optimization
@@ -55,23 +55,14 @@ async def _decide(
         log.info("optimization decision by %s refused: %s", actor.id, error)
         stale = await superseded_report(deps, run_id) if isinstance(error, ConflictError) else None
         if stale is not None:
-            await _replace(respond, stale)
-        await _tell(respond, refusal(str(error)))
+            await redraw(respond, stale)
+        await tell(respond, refusal(str(error)))
         return
     except Exception:
         log.exception("optimization decision by %s failed", actor.id)
-        await _tell(respond, internal_error())
+        await tell(respond, internal_error())
         return
-    await _replace(respond, await report_message(deps, run_id, decided_by=actor.id))
-
-
-async def _replace(respond: AsyncRespond, message: Message) -> None:
-    await respond(**message.payload(), replace_original=True)
-
-
-async def _tell(respond: AsyncRespond, message: Message) -> None:
-    """To the clicking person alone; the report itself stays as it is."""
-    await respond(**message.payload(), response_type="ephemeral", replace_original=False)
+    await redraw(respond, await report_message(deps, run_id, decided_by=actor.id))
 
 
 def _run_id(body: dict[str, Any]) -> str:
