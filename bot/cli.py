@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from bot import render, render_blocked, render_learning, render_optimizer, simulate
 from bot.config import ConfigError, Settings, load_settings
 from bot.jobs import jobs_overview, overview_lines
+from bot.local_token import with_local_engine_token
 from bot.runtime import Runtime, cli_actor, open_runtime
 from bot.webhook.operator_routes import parse_window
 from core import blocked_insights, learning, optimization, services
@@ -446,6 +447,8 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     except ConfigError as error:
         return _fail(f"configuration error: {error}")
     _configure_logging(settings, verbose=args.command == "run")
+    if args.command == "run":
+        settings = with_local_engine_token(settings)
     try:
         asyncio.run(_execute(settings, args))
     except UserError as error:

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.local_token import read_local_engine_token
 from bot.webhook.signing import signed_headers
 from core.backtest import timeframe_seconds
 from core.market import Bar
@@ -54,8 +55,9 @@ MAX_BARS_PER_SECOND = 5000  # of the simulated market: about 17 days of 5-minute
 AUTH_HELP = (
     "paramadapt simulate reports events as the engine, with a bearer token the bot accepts: "
     'an [[api_tokens]] entry with scopes = ["engine"] in the bot\'s PARAMADAPT_CONFIG, whose '
-    "token_env variable holds the same value in both terminals. For a first run, start the "
-    "bot with `make demo` and the simulator with `make simulate`: they share a generated token"
+    "token_env variable holds the same value in both terminals. Without one, a bot in console "
+    "mode (`make run`) keeps a local token in var/engine-token, which simulate reads when run "
+    "from the same directory; `make demo` and `make simulate` share a generated token too"
 )
 
 
@@ -468,7 +470,7 @@ def sim_symbols(chosen: Sequence[tuple[str, Scope | None]]) -> tuple[SimSymbol, 
 
 
 def options_from(args: argparse.Namespace, env: Mapping[str, str]) -> SimulateOptions:
-    token = env.get(args.token_env, "")
+    token = env.get(args.token_env, "") or read_local_engine_token()
     if not token:
         raise SimulationStopped(f"{args.token_env} is not set.\n{AUTH_HELP}")
     return SimulateOptions(

@@ -23,13 +23,16 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, *args: str, env: dict[str, str], stdin: bool = False) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str], stdin: bool = False, cwd: Path | None = None
+    ) -> None:
         """`stdin`: a pipe the test types into (`type`); otherwise /dev/null."""
         self.lines: list[str] = []
         self._new: queue.Queue[str] = queue.Queue()
         self.proc = subprocess.Popen(
             [str(BIN), *args],
             env={**os.environ, **env},
+            cwd=cwd,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
