@@ -29,7 +29,7 @@ from storage.learning_store import SqlLearningStore
 from storage.market_source import MarketDataSource
 from storage.optimization_store import SqlOptimizationStore
 from storage.outbox import SqlOutbox
-from storage.studies import JournalStudies
+from storage.studies import study_storage
 from storage.trade_store import SqlTradeStore
 
 SlackStatus = Literal["connected", "disconnected", "not configured"]
@@ -92,6 +92,7 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True) -> AsyncIter
             learning=SqlLearningStore(sessions),
             policy=settings.policy,
             learning_policy=settings.learning,
+            counterfactual=settings.blocked_insights,
             optimizer=_optimizer_ports(settings, sessions, pool, background),
         )
         yield Runtime(settings, engine, store, trades, SqlOutbox(sessions), deps, background)
@@ -116,7 +117,9 @@ def _optimizer_ports(
         compute=pool,
         background=background,
         policy=policy,
-        study_storage=JournalStudies(settings.optimizer.journal_path(settings.backup_dir)),
+        study_storage=study_storage(
+            settings.database_url, settings.optimizer.journal_path(settings.backup_dir)
+        ),
         code_version=code_version(),
     )
 

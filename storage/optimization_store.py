@@ -109,8 +109,7 @@ class SqlOptimizationStore:
                 await _annotate_winner(session, row, end.winner_version)
             if end.status is not RunStatus.FAILED:
                 await _supersede_pending(session, row)
-            finished = {"run_id": run_id, "event": "finished"}
-            enqueue(session, ANNOUNCE_TOPIC, finished, end.finished_at)
+            _announce_end(session, run_id, end.finished_at)
         return _run(row)
 
     async def transition(
@@ -267,10 +266,15 @@ def _rollback_payload(run_id: str, audit: AuditEntry) -> dict[str, Any]:
     }
 
 
+def _announce_end(session: AsyncSession, run_id: str, at: datetime) -> None:
+    enqueue(session, ANNOUNCE_TOPIC, {"run_id": run_id, "event": "finished"}, at)
+
+
 async def _fail_stale(
     session: AsyncSession, scope: Scope, stale_before: datetime, now: datetime
 ) -> None:
-    await session.execute(
+    """The scope's run left RUNNING by a process that died ends FAILED, and is announced."""
+    interrupted = await session.execute(
         update(Run)
         .where(
             Run.scope == scope.value,
@@ -282,8 +286,11 @@ async def _fail_stale(
             finished_at=now,
             error="interrupted: no result before the run timeout (its process stopped)",
         )
+        .returning(Run.run_id)
         .execution_options(synchronize_session=False)
     )
+    for run_id in interrupted.scalars():
+        _announce_end(session, run_id, now)
 
 
 async def _reset_counter(session: AsyncSession, level: Scope, now: datetime) -> None:
