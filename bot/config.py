@@ -26,6 +26,7 @@ from bot.notifications import (
 from bot.optimizer_config import OptimizerSettings, parse_optimizer
 from bot.optimizer_config import masked as masked_optimizer
 from core.authz import Role
+from core.counterfactual import CounterfactualPolicy
 from core.errors import ValidationError
 from core.learning_model import LearningPolicy
 from core.models import Policy
@@ -49,6 +50,7 @@ SECTIONS = {
     "jobs",
     "notifications",
     "digest",
+    "blocked_insights",
 }
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 
@@ -99,6 +101,7 @@ class Settings:
     jobs: JobsSettings = field(default_factory=JobsSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    blocked_insights: CounterfactualPolicy = field(default_factory=CounterfactualPolicy)
 
     @property
     def slack_mode(self) -> str:
@@ -196,6 +199,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jobs=_jobs(_table(document, "jobs", where), f"{where}: jobs"),
         notifications=_parsed(parse_notifications, document, "notifications", where),
         digest=_parsed(parse_digest, document, "digest", where),
+        blocked_insights=_parsed(parse_blocked_insights, document, "blocked_insights", where),
+    )
+
+
+def parse_blocked_insights(table: Mapping[str, Any]) -> CounterfactualPolicy:
+    """`[blocked_insights]`: how blocked trades are replayed (see core/counterfactual.py)."""
+    defaults = CounterfactualPolicy()
+    known = {"horizon_hours", "min_trades", "max_trades", "confidence_z"}
+    for key in sorted(set(table) - known):
+        raise ValueError(f"{key}: unknown key; known: {', '.join(sorted(known))}")
+    for key in known & set(table):
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{key}: must be a positive number, got {value!r}")
+        if key != "confidence_z" and not isinstance(value, int):
+            raise ValueError(f"{key}: must be a whole number, got {value!r}")
+    hours = table.get("horizon_hours", defaults.horizon.total_seconds() / 3600)
+    return CounterfactualPolicy(
+        horizon=timedelta(hours=hours),
+        min_trades=table.get("min_trades", defaults.min_trades),
+        max_trades=table.get("max_trades", defaults.max_trades),
+        z=float(table.get("confidence_z", defaults.z)),
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.config import ConfigError, load_settings
+from core.counterfactual import CounterfactualPolicy
 
 TOKEN = "engine-token-0123456789abcdef"
 
@@ -79,6 +81,9 @@ def test_the_documented_file_shape_loads(tmp_path: Path) -> None:
         ),
         ({}, "[parameters.min_confidence]\ndefault = 3", "parameter min_confidence: default"),
         ({}, "this is = not toml =", "not valid TOML"),
+        ({}, "[blocked_insights]\nhorizon = 3", "blocked_insights.horizon: unknown key"),
+        ({}, "[blocked_insights]\nmin_trades = 0", "blocked_insights.min_trades: must be a"),
+        ({}, "[blocked_insights]\nmax_trades = 2.5", "blocked_insights.max_trades: must be a w"),
     ],
 )
 def test_a_misconfiguration_names_the_setting(
@@ -90,6 +95,15 @@ def test_a_misconfiguration_names_the_setting(
         load_settings(env)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_blocked_trade_replays_are_configured_in_their_section(tmp_path: Path) -> None:
+    text = "[blocked_insights]\nhorizon_hours = 12\nmin_trades = 50\nconfidence_z = 2.58"
+    settings = load_settings({"PARAMADAPT_CONFIG": str(write(tmp_path, text))})
+
+    policy = settings.blocked_insights
+    assert (policy.horizon, policy.min_trades, policy.z) == (timedelta(hours=12), 50, 2.58)
+    assert policy.max_trades == CounterfactualPolicy().max_trades
 
 
 def test_a_missing_config_file_is_named() -> None:
