@@ -27,7 +27,8 @@ live_min_trades = 20
 run_timeout_minutes = 120
 seed = 42                     # optional: the same seed for every run
 workers = 2                   # worker processes for backtests
-study_journal = "./var/optuna-studies.log"   # default: next to BACKUP_DIR
+study_journal = "./var/optuna-studies.log"   # SQLite only: PostgreSQL keeps studies in its
+                              # optuna schema; default: next to BACKUP_DIR
 atr_low_pct = 2.0             # daily ATR % below which a symbol is LOW
 atr_high_pct = 5.0            # ... from which it is HIGH
 atr_lookback_days = 7
