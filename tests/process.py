@@ -22,6 +22,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bot_environment(
+    tmp_path: Path, database_url: str, config: str, **variables: str
+) -> dict[str, str]:
+    """What a `paramadapt` process runs with: its own database, backup folder, free port and
+    `config` as its paramadapt.toml, plus `variables` (tokens, LOG_LEVEL, ...)."""
+    config_file = tmp_path / "paramadapt.toml"
+    config_file.write_text(config)
+    return {
+        "DATABASE_URL": database_url,
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "PORT": str(free_port()),
+        "PARAMADAPT_CONFIG": str(config_file),
+        **variables,
+    }
+
+
 class BotProcess:
     def __init__(
         self, *args: str, env: dict[str, str], stdin: bool = False, cwd: Path | None = None

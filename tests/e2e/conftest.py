@@ -15,17 +15,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
-from bot.app import SlackBot, SlackTiming
+from bot.app import SlackBot, SlackTiming, mount
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.runtime import Runtime
 from bot.service import started
 from bot.slack import build_slack
+from bot.webhook.server import build_http_app
 from core.authz import Actor, Role
 from core.models import BlockedTradeEvent, Ingested, Side
 from core.trades import ingest_blocked_trades
+from tests.api.conftest import Api
 from tests.fakeslack import Ack, FakeSlack, ResponseUrlPost
 
 BOT_TOKEN = "xoxb-fake-bot-token"
@@ -85,6 +89,19 @@ async def bot(runtime: Runtime, slack: FakeSlack) -> AsyncIterator[SlackBot]:
     async with running_bot(runtime) as running:
         await slack.wait_for_connections(1)
         yield running
+
+
+@pytest.fixture
+async def api(runtime: Runtime, bot: SlackBot) -> AsyncIterator[Api]:
+    """The running bot's HTTP API, /process-command included (as `paramadapt run` serves it).
+    Its tokens are those of tests.api.conftest: override `settings` with `api_settings`."""
+    app = build_http_app(runtime)
+    mount(app, bot, events=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
+    await server.close()
 
 
 class ManualClock:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import on_sqlite
-from tests.process import BIN, BotProcess, free_port
+from tests.process import BIN, BotProcess, bot_environment
 
 pytestmark = on_sqlite
 
@@ -30,16 +30,9 @@ scopes = ["engine"]
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str) -> dict[str, str]:
-    config = tmp_path / "paramadapt.toml"
-    config.write_text(CONFIG)
-    return {
-        "DATABASE_URL": database_url,
-        "BACKUP_DIR": str(tmp_path / "backups"),
-        "PORT": str(free_port()),
-        "PARAMADAPT_CONFIG": str(config),
-        "ENGINE_API_TOKEN": ENGINE_TOKEN,
-        "LOG_LEVEL": "WARNING",
-    }
+    return bot_environment(
+        tmp_path, database_url, CONFIG, ENGINE_API_TOKEN=ENGINE_TOKEN, LOG_LEVEL="WARNING"
+    )
 
 
 def console(env: dict[str, str], script: str, *args: str) -> str:

@@ -4,7 +4,7 @@ the outbox to the digest channel, the weekly one with its equity chart."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -38,6 +38,21 @@ def digests_posted(slack: FakeSlack) -> list[dict[str, Any]]:
 async def posted_digest(slack: FakeSlack) -> dict[str, Any]:
     await slack.wait_until(lambda: bool(digests_posted(slack)), WAIT, "a digest in #digests")
     return digests_posted(slack)[-1]
+
+
+async def scheduled_digest(
+    runtime: Runtime, slack: FakeSlack, kind: Literal["daily", "weekly"]
+) -> dict[str, Any]:
+    """The digest that post_digest (the scheduler's call) posts in the digest channel."""
+    await post_digest(runtime, kind)
+    return await posted_digest(slack)
+
+
+@pytest.fixture
+async def seeded_day(runtime: Runtime, clock: ManualClock, bot: SlackBot) -> None:
+    """A day of activity to digest (tests.digest_seed) while the bot runs; the clock at its
+    end."""
+    await seed_day(runtime.deps, clock)
 
 
 @on_sqlite
@@ -78,13 +93,10 @@ async def test_param_digest_of_another_length_is_a_usage_error(
 
 
 async def test_the_daily_digest_is_posted_to_the_digest_channel(
-    runtime: Runtime, clock: ManualClock, slack: FakeSlack, bot: SlackBot
+    seeded_day: None, runtime: Runtime, slack: FakeSlack
 ) -> None:
-    await seed_day(runtime.deps, clock)
+    message = await scheduled_digest(runtime, slack, "daily")
 
-    await post_digest(runtime, "daily")
-
-    message = await posted_digest(slack)
     assert message["text"].startswith("Daily digest · 2026-03-02")
     assert "3 blocked trades, 1 override" in message["text"]
     assert "*Learning sessions: 1*" in text_of(message["blocks"])
@@ -93,13 +105,10 @@ async def test_the_daily_digest_is_posted_to_the_digest_channel(
 
 
 async def test_the_weekly_digest_comes_with_its_equity_chart(
-    runtime: Runtime, clock: ManualClock, slack: FakeSlack, bot: SlackBot
+    seeded_day: None, runtime: Runtime, slack: FakeSlack
 ) -> None:
-    await seed_day(runtime.deps, clock)
+    message = await scheduled_digest(runtime, slack, "weekly")
 
-    await post_digest(runtime, "weekly")
-
-    message = await posted_digest(slack)
     assert message["text"].startswith("Weekly digest")
     await slack.wait_until(lambda: any(f.completed for f in slack.files()), WAIT, "the chart")
     [chart] = slack.files()

@@ -5,17 +5,11 @@ Which channel, and silent/off, are in test_slack_notifications."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import SlackBot, mount
 from bot.config import Settings
 from bot.event_announcer import report_error
 from bot.runtime import Runtime, cli_actor
-from bot.webhook.server import build_http_app
 from core import learning, services
 from core.authz import Actor, Role
 from core.params import Scope
@@ -42,24 +36,18 @@ def settings(settings: Settings) -> Settings:
     return api_settings(settings)  # the e2e Slack settings plus one API token per scope
 
 
-@pytest.fixture
-async def api(runtime: Runtime, bot: SlackBot) -> AsyncIterator[Api]:
-    """The bot's HTTP API, /process-command included (as `paramadapt run` serves it)."""
-    app = build_http_app(runtime)
-    mount(app, bot, events=False)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
-    await server.close()
-
-
 async def announced(slack: FakeSlack, runtime: Runtime) -> list[str]:
     """Everything posted in the risk channel once the outbox has nothing left to deliver."""
     runtime.wake_dispatchers()
     await slack.wait_until(lambda: bool(slack.messages(RISK)), WAIT, "an announcement")
     await outbox_drained(runtime)
     return [text_of(message["blocks"]) for message in slack.messages(RISK)]
+
+
+async def accepted(api: Api, path: str, body: dict[str, object]) -> None:
+    """POST `body` to the bot's HTTP API, which takes it."""
+    status, _, _ = await api.call("POST", path, json=body)
+    assert status == 200
 
 
 async def test_a_change_from_the_cli_is_announced_once_with_who_what_from_where_and_why(
@@ -80,11 +68,9 @@ async def test_a_change_from_the_cli_is_announced_once_with_who_what_from_where_
 async def test_a_change_over_the_http_api_is_announced_as_made_there(
     slack: FakeSlack, runtime: Runtime, api: Api
 ) -> None:
-    status, _, _ = await api.call(
-        "POST", "/parameters/stop_loss_pct", json={"value": 3, "scope": "HIGH", "reason": "wider"}
-    )
+    change = {"value": 3, "scope": "HIGH", "reason": "wider"}
+    await accepted(api, "/parameters/stop_loss_pct", change)
 
-    assert status == 200
     [shown] = await announced(slack, runtime)
     assert "`token:admin` changed *HIGH* over the HTTP API" in shown
     assert "• `stop_loss_pct`: (inherited) → *3*" in shown
@@ -155,11 +141,9 @@ async def test_an_override_granted_by_command_is_announced_once(
 async def test_an_override_granted_over_http_is_announced(
     slack: FakeSlack, runtime: Runtime, api: Api
 ) -> None:
-    status, _, _ = await api.call(
-        "POST", "/process-command", json={"user_id": OPERATOR, "text": "override ETHUSDC SELL x"}
-    )
+    command = {"user_id": OPERATOR, "text": "override ETHUSDC SELL x"}
+    await accepted(api, "/process-command", command)
 
-    assert status == 200
     [shown] = await announced(slack, runtime)
     assert "<@U0OPS> overrode the risk block for *SELL ETHUSDC*" in shown
 

@@ -3,13 +3,10 @@ through the running bot against the fake Slack."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.app import SlackBot, mount
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.webhook.server import build_http_app
@@ -24,17 +21,6 @@ pytestmark = [pytest.mark.usefixtures("bot"), on_sqlite]
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return api_settings(settings)  # the e2e Slack settings plus one API token per scope
-
-
-@pytest.fixture
-async def api(runtime: Runtime, bot: SlackBot) -> AsyncIterator[Api]:
-    app = build_http_app(runtime)
-    mount(app, bot, events=False)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
-    await server.close()
 
 
 async def test_a_command_runs_with_the_named_users_roles(api: Api) -> None:

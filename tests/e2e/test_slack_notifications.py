@@ -6,6 +6,7 @@ override decisions and errors route through bot.notifications."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -42,6 +43,7 @@ from tests.fakeslack import FakeSlack
 OPS = Actor.having("U0OPS", "slack", Role.OPERATOR)
 ADMIN = Actor.having("U0ADMIN", "slack", Role.ADMIN)
 ELSEWHERE = "#risk-alerts"
+OVERRIDE = "override BTCUSDC BUY hedge"
 WAIT = 15.0
 
 pytestmark = on_sqlite  # routing is the bot's; the stores run on both databases elsewhere
@@ -61,107 +63,116 @@ def settings(settings: Settings, notify: dict[EventType, Notification]) -> Setti
     )
 
 
-async def start_session(runtime: Runtime) -> None:
+# What makes each kind of event happen, as the bot's users and the engine would.
+Cause = Callable[[Runtime, FakeSlack], Awaitable[None]]
+
+
+async def learning_session_started(runtime: Runtime, slack: FakeSlack) -> None:
     await learning.start_learning_session(runtime.deps, OPS, 30, "explore")
     runtime.wake_dispatchers()
 
 
-@pytest.mark.parametrize("notify", [{EventType.LEARNING_SESSION: Notification(Mode.ON, ELSEWHERE)}])
-async def test_an_event_that_is_on_goes_to_its_own_channel(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await start_session(runtime)
+async def optimization_finished(runtime: Runtime, slack: FakeSlack) -> None:
+    await finished_run(runtime.deps, RunStatus.NO_IMPROVEMENT)
+    runtime.wake_dispatchers()
 
-    await slack.wait_until(lambda: bool(slack.messages(ELSEWHERE)), WAIT, "the announcement")
-    assert "started learning session" in text_of(slack.latest_message(ELSEWHERE)["blocks"])
+
+async def trade_blocked(runtime: Runtime, slack: FakeSlack) -> None:
+    await block(runtime)
+
+
+async def parameter_changed(runtime: Runtime, slack: FakeSlack) -> None:
+    await services.set_parameter(runtime.deps, ADMIN, Scope.GLOBAL, "min_confidence", "0.6", "why")
+    runtime.wake_dispatchers()
+
+
+async def override_granted(runtime: Runtime, slack: FakeSlack) -> None:
+    await param(slack, OVERRIDE, OPERATOR)
+
+
+async def error_reported(runtime: Runtime, slack: FakeSlack) -> None:
+    await report_error(runtime, "scheduled job cleanup", "OSError: disk full")
+
+
+CAUSES: dict[EventType, Cause] = {
+    EventType.LEARNING_SESSION: learning_session_started,
+    EventType.OPTIMIZATION_RESULT: optimization_finished,
+    EventType.BLOCKED_TRADE: trade_blocked,
+    EventType.PARAMETER_CHANGE: parameter_changed,
+    EventType.OVERRIDE_DECISION: override_granted,
+    EventType.ERROR: error_reported,
+}
+
+
+def elsewhere(event: EventType) -> dict[EventType, Notification]:
+    """`event` on, in a channel of its own."""
+    return {event: Notification(Mode.ON, ELSEWHERE)}
+
+
+def on_elsewhere(shown: dict[EventType, str]) -> pytest.MarkDecorator:
+    """The test runs with each event on, in a channel of its own; `cause` makes it happen,
+    `shown` is what its post says."""
+    return pytest.mark.parametrize(
+        ("notify", "cause", "shown"),
+        [(elsewhere(event), CAUSES[event], text) for event, text in shown.items()],
+        ids=list(shown),
+    )
+
+
+QUIET = (Mode.SILENT, Mode.OFF)
+
+
+def quiet(*events: EventType) -> pytest.MarkDecorator:
+    """The test runs with each of `events` silent, then off; `cause` makes it happen."""
+    cases = [(event, mode) for event in events for mode in QUIET]
+    return pytest.mark.parametrize(
+        ("notify", "cause"),
+        [({event: Notification(mode)}, CAUSES[event]) for event, mode in cases],
+        ids=[f"{event}-{mode}" for event, mode in cases],
+    )
+
+
+@on_elsewhere(
+    {
+        EventType.LEARNING_SESSION: "started learning session",
+        EventType.BLOCKED_TRADE: "Blocked BUY BTCUSDC: min_confidence",
+        EventType.ERROR: "*scheduled job cleanup* failed",
+    }
+)
+async def test_an_event_that_is_on_goes_to_its_own_channel(
+    runtime: Runtime, slack: FakeSlack, bot: SlackBot, cause: Cause, shown: str
+) -> None:
+    await cause(runtime, slack)
+
+    await slack.wait_until(lambda: bool(slack.messages(ELSEWHERE)), WAIT, "the post")
+    assert shown in text_of(slack.latest_message(ELSEWHERE)["blocks"])
     assert not slack.messages(RISK)
 
 
-def quiet(event: EventType) -> pytest.MarkDecorator:
-    """The test runs with `event` silent, then off."""
-    modes = [{event: Notification(mode)} for mode in (Mode.SILENT, Mode.OFF)]
-    return pytest.mark.parametrize("notify", modes, ids=["silent", "off"])
-
-
-@quiet(EventType.LEARNING_SESSION)
-async def test_a_learning_session_that_is_silent_or_off_is_delivered_without_a_post(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
+@quiet(*CAUSES)
+async def test_an_event_that_is_silent_or_off_is_delivered_without_a_post(
+    runtime: Runtime, slack: FakeSlack, bot: SlackBot, cause: Cause
 ) -> None:
-    await start_session(runtime)
+    await cause(runtime, slack)
 
     await outbox_drained(runtime)  # nothing stays in the outbox
     assert not slack.calls("chat.postMessage")
 
 
-@quiet(EventType.OPTIMIZATION_RESULT)
-async def test_an_optimization_report_that_is_silent_or_off_is_not_posted(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
+@pytest.mark.parametrize(
+    "notify",
+    [{EventType.OVERRIDE_DECISION: Notification(mode)} for mode in QUIET],
+    ids=["silent", "off"],
+)
+async def test_an_override_that_is_silent_or_off_still_answers_its_caller(
+    slack: FakeSlack, bot: SlackBot
 ) -> None:
-    await finished_run(runtime.deps, RunStatus.NO_IMPROVEMENT)
-    runtime.wake_dispatchers()
+    answer = await param(slack, OVERRIDE, OPERATOR)
 
-    await outbox_drained(runtime)
-    assert not slack.calls("chat.postMessage")
+    assert "overrode the risk block" in text_of(answer.body["blocks"])
 
 
-@quiet(EventType.BLOCKED_TRADE)
-async def test_blocked_trade_alerts_that_are_silent_or_off_are_not_posted(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await block(runtime)
-
-    await outbox_drained(runtime)
-    assert not slack.calls("chat.postMessage")
-
-
-@pytest.mark.parametrize("notify", [{EventType.BLOCKED_TRADE: Notification(Mode.ON, ELSEWHERE)}])
-async def test_blocked_trade_alerts_go_to_their_channel(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await block(runtime)
-
-    await slack.wait_until(lambda: bool(slack.messages(ELSEWHERE)), WAIT, "the alert")
-    assert not slack.messages(RISK)
-
-
-def elsewhere(event: EventType) -> pytest.MarkDecorator:
-    """The test runs with `event` on, in a channel of its own."""
-    return pytest.mark.parametrize("notify", [{event: Notification(Mode.ON, ELSEWHERE)}])
-
-
-@quiet(EventType.PARAMETER_CHANGE)
-async def test_a_parameter_change_that_is_silent_or_off_is_not_posted(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await services.set_parameter(runtime.deps, ADMIN, Scope.GLOBAL, "min_confidence", "0.6", "why")
-    runtime.wake_dispatchers()
-
-    await outbox_drained(runtime)
-    assert not slack.calls("chat.postMessage")
-
-
-@quiet(EventType.OVERRIDE_DECISION)
-async def test_an_override_decision_that_is_silent_or_off_is_not_posted(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    answer = await param(slack, "override BTCUSDC BUY hedge", OPERATOR)
-
-    assert "overrode the risk block" in text_of(answer.body["blocks"])  # the caller's answer
-    await outbox_drained(runtime)
-    assert not slack.calls("chat.postMessage")
-
-
-@quiet(EventType.ERROR)
-async def test_an_error_that_is_silent_or_off_is_not_posted(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await report_error(runtime, "scheduled job cleanup", "OSError: disk full")
-
-    await outbox_drained(runtime)
-    assert not slack.calls("chat.postMessage")
-
-
-@elsewhere(EventType.OVERRIDE_DECISION)
+@pytest.mark.parametrize("notify", [elsewhere(EventType.OVERRIDE_DECISION)])
 async def test_a_decision_on_an_alert_is_announced_in_the_decisions_own_channel(
     runtime: Runtime, slack: FakeSlack, bot: SlackBot
 ) -> None:
@@ -172,17 +183,6 @@ async def test_a_decision_on_an_alert_is_announced_in_the_decisions_own_channel(
     shown = text_of(slack.latest_message(ELSEWHERE)["blocks"])
     assert "*Blocked BUY BTCUSDC: min_confidence*" in shown
     assert ":white_check_mark: Approved by <@U0OPS> at " in shown
-
-
-@elsewhere(EventType.ERROR)
-async def test_an_error_goes_to_its_own_channel(
-    runtime: Runtime, slack: FakeSlack, bot: SlackBot
-) -> None:
-    await report_error(runtime, "scheduled job cleanup", "OSError: disk full")
-
-    await slack.wait_until(lambda: bool(slack.messages(ELSEWHERE)), WAIT, "the error")
-    assert "*scheduled job cleanup* failed" in text_of(slack.latest_message(ELSEWHERE)["blocks"])
-    assert not slack.messages(RISK)
 
 
 @pytest.mark.parametrize(

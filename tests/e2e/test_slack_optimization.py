@@ -96,6 +96,32 @@ async def finished_run(deps: Deps, runtime: Runtime, request: OptimizationReques
     return run.run_id
 
 
+@dataclasses.dataclass(frozen=True)
+class Reported:
+    run_id: str
+    message: dict[str, Any]  # its report in the risk channel
+
+
+@pytest.fixture
+async def reported(bot: SlackBot, slack: FakeSlack, deps: Deps, runtime: Runtime) -> Reported:
+    """A finished run of HIGH and its report (in approve mode, its winner waits)."""
+    run_id = await finished_run(deps, runtime)
+    return Reported(run_id, await report_of(slack, run_id))
+
+
+def shown_on(slack: FakeSlack, report: dict[str, Any]) -> str:
+    """The report's text as it stands now (updates replace it in place)."""
+    return text_of(slack.message(RISK, report["ts"])["blocks"])
+
+
+async def decided(slack: FakeSlack, report: dict[str, Any]) -> str:
+    """The report's text once a decision has replaced its buttons."""
+    await slack.wait_until(
+        lambda: not buttons(slack.message(RISK, report["ts"])), timeout=WAIT, what="the update"
+    )
+    return shown_on(slack, report)
+
+
 def buttons(message: dict[str, Any]) -> list[str]:
     return [
         element["action_id"]
@@ -108,12 +134,10 @@ def buttons(message: dict[str, Any]) -> list[str]:
 # --- the report ------------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("bot")
 async def test_an_applied_run_is_reported_with_its_table_and_trust_in_plain_words(
-    slack: FakeSlack, deps: Deps, runtime: Runtime
+    reported: Reported,
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    text = text_of((await report_of(slack, run_id))["blocks"])
+    text = text_of(reported.message["blocks"])
     assert "*Optimization of HIGH*: winner applied as version 5 (+" in text
     assert "baseline" in text and "winner" in text and "profit factor" in text
     assert "Deflated Sharpe ratio" in text and "configurations tried" in text
@@ -122,19 +146,17 @@ async def test_an_applied_run_is_reported_with_its_table_and_trust_in_plain_word
     assert "8 candidates" in text
 
 
-@pytest.mark.usefixtures("bot")
 async def test_the_equity_chart_arrives_as_a_png_in_the_reports_thread(
-    slack: FakeSlack, deps: Deps, runtime: Runtime
+    slack: FakeSlack, reported: Reported
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    report = await report_of(slack, run_id)
     await slack.wait_until(
         lambda: any(f.completed for f in slack.files()), timeout=WAIT, what="the chart"
     )
     (chart,) = slack.files()
     assert chart.content is not None and chart.content.startswith(b"\x89PNG\r\n\x1a\n")
-    assert chart.channels == [slack.channel_id(RISK)] and chart.thread_ts == report["ts"]
-    assert chart.filename == f"{run_id}.png"
+    assert chart.channels == [slack.channel_id(RISK)]
+    assert chart.thread_ts == reported.message["ts"]
+    assert chart.filename == f"{reported.run_id}.png"
 
 
 @pytest.mark.usefixtures("bot")
@@ -168,12 +190,9 @@ async def test_a_failed_run_is_reported_with_its_error(
     assert "no symbol is configured for MEDIUM" in text
 
 
-@pytest.mark.usefixtures("bot")
 async def test_a_rollback_says_what_why_and_from_which_version_to_which(
-    slack: FakeSlack, runtime: Runtime, deps: Deps, clock: MovableClock
+    slack: FakeSlack, runtime: Runtime, deps: Deps, clock: MovableClock, reported: Reported
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    await report_of(slack, run_id)
     await close_trades(deps, [-1.0, -0.5, 0.2] * 8, clock.now())
     clock.advance(days=2)
 
@@ -186,7 +205,8 @@ async def test_a_rollback_says_what_why_and_from_which_version_to_which(
         what="the rollback announcement",
     )
     text = text_of(slack.latest_message(RISK)["blocks"])
-    assert f"*HIGH* rolled back from version 5 to version 6: the winner of `{run_id}`" in text
+    winner_of = f"the winner of `{reported.run_id}`"
+    assert f"*HIGH* rolled back from version 5 to version 6: {winner_of}" in text
     assert "live fitness" in text and "below the" in text
 
 
@@ -196,108 +216,73 @@ approve_mode = pytest.mark.parametrize("policy", [APPROVING])
 
 
 @approve_mode
-@pytest.mark.usefixtures("bot")
 async def test_a_winner_waiting_for_approval_is_reported_with_apply_and_reject(
-    slack: FakeSlack, runtime: Runtime, deps: Deps
+    reported: Reported,
 ) -> None:
-    report = await report_of(slack, await finished_run(deps, runtime))
-    assert "waits for an admin's approval" in text_of(report["blocks"])
-    assert buttons(report) == [APPLY, REJECT]
+    assert "waits for an admin's approval" in text_of(reported.message["blocks"])
+    assert buttons(reported.message) == [APPLY, REJECT]
 
 
 @approve_mode
-@pytest.mark.usefixtures("bot")
-async def test_an_admins_apply_makes_the_winner_live_and_shows_who_applied_it(
-    slack: FakeSlack, runtime: Runtime, deps: Deps
+@pytest.mark.parametrize(
+    ("button", "shown", "baseline_stays"),
+    [
+        pytest.param(APPLY, f"winner applied by <@{ADMIN}> as version 5", False, id="apply"),
+        pytest.param(REJECT, f"winner rejected by <@{ADMIN}>; version 4 stays", True, id="reject"),
+    ],
+)
+async def test_an_admins_click_decides_and_shows_who_decided(
+    slack: FakeSlack, deps: Deps, reported: Reported, button: str, shown: str, baseline_stays: bool
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    report = await report_of(slack, run_id)
+    """Apply makes the winner live; Reject keeps the baseline."""
+    await slack.click_button(reported.message, button, ADMIN, value=reported.run_id)
 
-    await slack.click_button(report, APPLY, ADMIN, value=run_id)
-
-    await slack.wait_until(
-        lambda: not buttons(slack.message(RISK, report["ts"])), timeout=WAIT, what="the update"
-    )
-    text = text_of(slack.message(RISK, report["ts"])["blocks"])
-    assert f"winner applied by <@{ADMIN}> as version 5" in text
-    assert await effective_high(deps) != BASELINE
+    assert shown in await decided(slack, reported.message)
+    assert (await effective_high(deps) == BASELINE) is baseline_stays
 
 
 @approve_mode
-@pytest.mark.usefixtures("bot")
-async def test_an_admins_reject_keeps_the_baseline_and_shows_who_rejected_it(
-    slack: FakeSlack, runtime: Runtime, deps: Deps
-) -> None:
-    run_id = await finished_run(deps, runtime)
-    report = await report_of(slack, run_id)
-
-    await slack.click_button(report, REJECT, ADMIN, value=run_id)
-
-    await slack.wait_until(
-        lambda: not buttons(slack.message(RISK, report["ts"])), timeout=WAIT, what="the update"
-    )
-    text = text_of(slack.message(RISK, report["ts"])["blocks"])
-    assert f"winner rejected by <@{ADMIN}>; version 4 stays" in text
-    assert await effective_high(deps) == BASELINE
-
-
-@approve_mode
-@pytest.mark.usefixtures("bot")
 async def test_a_non_admin_is_refused_alone_and_the_buttons_stay(
-    slack: FakeSlack, runtime: Runtime, deps: Deps
+    slack: FakeSlack, deps: Deps, reported: Reported
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    report = await report_of(slack, run_id)
-
-    await slack.click_button(report, APPLY, OPERATOR, value=run_id)
+    await slack.click_button(reported.message, APPLY, OPERATOR, value=reported.run_id)
 
     answer = await slack.wait_for_response(lambda r: r.user_id == OPERATOR, timeout=WAIT)
     assert answer.response_type == "ephemeral" and "needs the admin role" in answer.text
-    assert buttons(slack.message(RISK, report["ts"])) == [APPLY, REJECT]
+    assert buttons(slack.message(RISK, reported.message["ts"])) == [APPLY, REJECT]
     assert await effective_high(deps) == BASELINE
 
 
 @approve_mode
-@pytest.mark.usefixtures("bot")
 async def test_a_click_after_the_decision_says_so_and_keeps_who_decided(
-    slack: FakeSlack, runtime: Runtime, deps: Deps
+    slack: FakeSlack, deps: Deps, reported: Reported
 ) -> None:
-    run_id = await finished_run(deps, runtime)
-    report = await report_of(slack, run_id)
+    run_id, report = reported.run_id, reported.message
     await slack.click_button(report, REJECT, ADMIN, value=run_id)
-    await slack.wait_until(
-        lambda: not buttons(slack.message(RISK, report["ts"])), timeout=WAIT, what="the update"
-    )
+    await decided(slack, report)
 
     await slack.click_button(report, APPLY, ADMIN, value=run_id)  # the same, stale, message
 
     answer = await slack.wait_for_response(lambda r: not r.replace_original, timeout=WAIT)
     assert f"run {run_id} is REJECTED, not waiting for approval" in answer.text
-    shown = text_of(slack.message(RISK, report["ts"])["blocks"])
-    assert f"winner rejected by <@{ADMIN}>" in shown
+    assert f"winner rejected by <@{ADMIN}>" in shown_on(slack, report)
     assert await effective_high(deps) == BASELINE
 
 
 @approve_mode
-@pytest.mark.usefixtures("bot")
 async def test_a_click_on_a_superseded_winner_is_refused_and_its_buttons_go(
-    slack: FakeSlack, runtime: Runtime, deps: Deps, clock: MovableClock
+    slack: FakeSlack, runtime: Runtime, deps: Deps, clock: MovableClock, reported: Reported
 ) -> None:
-    older = await finished_run(deps, runtime)
-    report = await report_of(slack, older)
     clock.advance(minutes=1)
     await report_of(
         slack, await finished_run(deps, runtime, OptimizationRequest(Scope.HIGH, until=NOW))
     )
 
-    await slack.click_button(report, APPLY, ADMIN, value=older)
+    await slack.click_button(reported.message, APPLY, ADMIN, value=reported.run_id)
 
     answer = await slack.wait_for_response(lambda r: not r.replace_original, timeout=WAIT)
-    assert f"run {older} is SUPERSEDED, not waiting for approval" in answer.text
-    await slack.wait_until(
-        lambda: not buttons(slack.message(RISK, report["ts"])), timeout=WAIT, what="the update"
-    )
-    assert "superseded by a newer run" in text_of(slack.message(RISK, report["ts"])["blocks"])
+    assert f"run {reported.run_id} is SUPERSEDED, not waiting for approval" in answer.text
+    assert "superseded by a newer run" in await decided(slack, reported.message)
     assert await effective_high(deps) == BASELINE
 
 

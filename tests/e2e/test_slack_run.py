@@ -26,7 +26,7 @@ from tests.e2e.conftest import (
 )
 from tests.fakeslack import FakeSlack, Workspace
 from tests.fakeslack.payloads import app_home_opened
-from tests.process import BotProcess, free_port
+from tests.process import BotProcess, bot_environment
 
 pytestmark = on_sqlite
 
@@ -45,18 +45,15 @@ scopes = ["engine"]
 
 
 def environment(tmp_path: Path, database_url: str, slack: FakeSlack) -> dict[str, str]:
-    config = tmp_path / "paramadapt.toml"
-    config.write_text(CONFIG)
-    return {
-        "DATABASE_URL": database_url,
-        "BACKUP_DIR": str(tmp_path / "backups"),
-        "PORT": str(free_port()),
-        "PARAMADAPT_CONFIG": str(config),
-        "ENGINE_API_TOKEN": ENGINE_TOKEN,
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_API_URL": slack.api_url,
-        "LOG_LEVEL": "INFO",
-    }
+    return bot_environment(
+        tmp_path,
+        database_url,
+        CONFIG,
+        ENGINE_API_TOKEN=ENGINE_TOKEN,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_API_URL=slack.api_url,
+        LOG_LEVEL="INFO",
+    )
 
 
 async def started(env: dict[str, str], ready: str) -> BotProcess:

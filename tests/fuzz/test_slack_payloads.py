@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -53,11 +54,6 @@ BAD_VALUES: list[Any] = [
 FORGED_USERS = [STRANGER, "U0FORGED", "W0NOBODY", "<@U0ADMIN>", "*"]
 
 
-async def no_change(runtime: Runtime, before: dict[str, int], slack: FakeSlack, alert: Any) -> None:
-    assert await row_counts(runtime.engine) == before
-    assert slack.message(RISK, alert["ts"])["blocks"] == alert["blocks"]
-
-
 def no_listener_failed(caplog: pytest.LogCaptureFixture) -> None:
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert failures == [], [r.getMessage() for r in failures]
@@ -88,44 +84,64 @@ async def alert(slack: FakeSlack, runtime: Runtime) -> dict[str, Any]:
     return await alert_for(slack)
 
 
-async def test_forged_users_cannot_decide_a_real_alert(
-    slack: FakeSlack, runtime: Runtime, alert: dict[str, Any], caplog: pytest.LogCaptureFixture
-) -> None:
+Check = Callable[[], Awaitable[None]]
+
+
+@pytest.fixture
+async def nothing_changed(runtime: Runtime, slack: FakeSlack, alert: dict[str, Any]) -> Check:
+    """Asserts that the stored rows and the real alert are as they were before the test."""
     before = await row_counts(runtime.engine)
+
+    async def check() -> None:
+        assert await row_counts(runtime.engine) == before
+        assert slack.message(RISK, alert["ts"])["blocks"] == alert["blocks"]
+
+    return check
+
+
+@pytest.fixture
+def unharmed(nothing_changed: Check, caplog: pytest.LogCaptureFixture) -> Check:
+    """Asserts that nothing changed and no listener failed."""
+
+    async def check() -> None:
+        await nothing_changed()
+        no_listener_failed(caplog)
+
+    return check
+
+
+async def test_forged_users_cannot_decide_a_real_alert(
+    slack: FakeSlack, alert: dict[str, Any], unharmed: Check
+) -> None:
     for user in FORGED_USERS:
         for action in (APPROVE_ACTION, DENY_ACTION):
             ack = await slack.click_button(alert, action, user)
             assert "needs the operator role" in await answer(slack, ack)
-    await no_change(runtime, before, slack, alert)
-    no_listener_failed(caplog)
+    await unharmed()
 
 
 async def test_buttons_naming_nothing_are_refused_with_a_reason(
-    slack: FakeSlack, runtime: Runtime, alert: dict[str, Any], caplog: pytest.LogCaptureFixture
+    slack: FakeSlack, alert: dict[str, Any], unharmed: Check
 ) -> None:
-    before = await row_counts(runtime.engine)
     for action in ACTION_IDS:
         for value in BAD_VALUES:
             ack = await slack.click_button(button(action, value), action, ADMIN, channel_id=RISK)
             told = await answer(slack, ack)
             assert told.strip() and INTERNAL_ERROR not in told, (action, value, told)
-    await no_change(runtime, before, slack, alert)
-    no_listener_failed(caplog)
+    await unharmed()
 
 
 async def test_unknown_action_ids_are_acked_explained_and_change_nothing(
-    slack: FakeSlack, runtime: Runtime, alert: dict[str, Any], caplog: pytest.LogCaptureFixture
+    slack: FakeSlack, alert: dict[str, Any], unharmed: Check
 ) -> None:
     """A button of an older version, say: Slack gets its ack and the clicker an answer."""
-    before = await row_counts(runtime.engine)
     [buttons] = [b for b in alert["blocks"] if b["type"] == "actions"]
     trade_id = buttons["elements"][0]["value"]
     for action in UNKNOWN_ACTIONS:
         ack = await slack.click_button(button(action, trade_id), action, ADMIN, channel_id=RISK)
         assert "does not handle this" in await answer(slack, ack)
-    await no_change(runtime, before, slack, alert)
     assert "/param" in (await param(slack, "help", OPERATOR)).text
-    no_listener_failed(caplog)
+    await unharmed()
 
 
 def structural_mutations(payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -154,37 +170,30 @@ def structural_mutations(payload: dict[str, Any]) -> list[tuple[str, dict[str, A
 
 @pytest.mark.parametrize("action", [APPROVE_ACTION, DENY_ACTION])
 async def test_malformed_clicks_change_nothing_and_crash_nothing(
-    slack: FakeSlack,
-    runtime: Runtime,
-    alert: dict[str, Any],
-    caplog: pytest.LogCaptureFixture,
-    action: str,
+    slack: FakeSlack, alert: dict[str, Any], unharmed: Check, action: str
 ) -> None:
     """Each mutation of a click by a stranger (who must be refused) is acked; nothing is
     decided; the bot keeps answering."""
-    before = await row_counts(runtime.engine)
     probe = await slack.click_button(alert, action, STRANGER)
     await answer(slack, probe)
     for name, payload in structural_mutations(probe.envelope["payload"]):
         envelope_id = await slack.send_envelope("interactive", payload)
         ack = await slack.wait_for_ack(envelope_id)
         assert ack.payload is None, name
-    await no_change(runtime, before, slack, alert)
     assert "/param" in (await param(slack, "help", OPERATOR)).text
-    no_listener_failed(caplog)
+    await unharmed()
 
 
 async def test_a_click_without_actions_is_dropped_and_the_bot_keeps_answering(
-    slack: FakeSlack, runtime: Runtime, alert: dict[str, Any]
+    slack: FakeSlack, alert: dict[str, Any], nothing_changed: Check
 ) -> None:
     """Bolt itself cannot read such a payload (Slack never sends one, and in HTTP mode the
     signature check refuses forgeries first): it goes unanswered, and nothing else breaks."""
-    before = await row_counts(runtime.engine)
     probe = await slack.click_button(alert, APPROVE_ACTION, STRANGER)
     await answer(slack, probe)
     await slack.send_envelope("interactive", {**probe.envelope["payload"], "actions": []})
     assert "/param" in (await param(slack, "help", OPERATOR)).text
-    await no_change(runtime, before, slack, alert)
+    await nothing_changed()
 
 
 FORM = {

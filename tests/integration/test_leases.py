@@ -4,9 +4,10 @@ once a holder that stopped renewing (it died) has let its lease run out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,8 +79,24 @@ class Recorder:
         self.running = False
 
 
-def leadership(leases: SqlLeases, clock: MovableClock, name: str, work: Recorder) -> Leadership:
-    return Leadership(leases, clock, name, timedelta(seconds=3), [work])
+@contextlib.asynccontextmanager
+async def replicas(
+    leases: SqlLeases, *names: str, clock: MovableClock | None = None
+) -> AsyncIterator[list[tuple[Leadership, Recorder]]]:
+    """Replicas started in the order named, each with its leader-only component; all stopped
+    at the end, the last started first."""
+    clock = clock or MovableClock(NOW)
+    started: list[tuple[Leadership, Recorder]] = []
+    try:
+        for name in names:
+            work = Recorder()
+            replica = Leadership(leases, clock, name, timedelta(seconds=3), [work])
+            await replica.start()
+            started.append((replica, work))
+        yield started
+    finally:
+        for replica, _ in reversed(started):
+            await replica.stop()
 
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -94,17 +111,9 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 async def test_only_the_holder_runs_the_leader_components(leases: SqlLeases) -> None:
-    clock = MovableClock(NOW)
-    first, second = Recorder(), Recorder()
-    a, b = leadership(leases, clock, "a", first), leadership(leases, clock, "b", second)
-    await a.start()
-    await b.start()
-    try:
+    async with replicas(leases, "a", "b") as [(a, first), (b, second)]:
         assert (a.leading, first.running) == (True, True)
         assert (b.leading, second.running) == (False, False)
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_a_standby_replica_takes_over_when_the_holder_stops_renewing(
@@ -112,30 +121,18 @@ async def test_a_standby_replica_takes_over_when_the_holder_stops_renewing(
 ) -> None:
     clock = MovableClock(NOW)
     await leases.acquire(LEADER_LEASE, "dead", timedelta(seconds=3), NOW)  # then SIGKILLed
-    work = Recorder()
-    standby = leadership(leases, clock, "b", work)
-    await standby.start()
-    try:
+    async with replicas(leases, "b", clock=clock) as [(standby, work)]:
         assert not work.running
         clock.advance(seconds=3)
         await wait_for(lambda: work.running, "the standby replica to take over")
         assert standby.leading
-    finally:
-        await standby.stop()
 
 
 async def test_a_clean_stop_hands_the_lease_over_at_once(leases: SqlLeases) -> None:
-    clock = MovableClock(NOW)
-    first, second = Recorder(), Recorder()
-    a, b = leadership(leases, clock, "a", first), leadership(leases, clock, "b", second)
-    await a.start()
-    await b.start()
-    try:
+    async with replicas(leases, "a", "b") as [(a, first), (_, second)]:
         await a.stop()
         assert not first.running
         await wait_for(lambda: second.running, "the other replica to take over")
-    finally:
-        await b.stop()
 
 
 def finished_process_on_this_host() -> str:
@@ -148,24 +145,12 @@ def finished_process_on_this_host() -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/ns/pid").exists(), reason="needs Linux pid namespaces")
 async def test_a_replica_restarted_after_a_crash_leads_at_once(leases: SqlLeases) -> None:
-    clock = MovableClock(NOW)
     await leases.acquire(LEADER_LEASE, finished_process_on_this_host(), TTL, NOW)
-    work = Recorder()
-    restarted = leadership(leases, clock, replica_id(), work)
-    await restarted.start()
-    try:
+    async with replicas(leases, replica_id()) as [(_, work)]:
         assert work.running  # without waiting for the dead process's lease to run out
-    finally:
-        await restarted.stop()
 
 
 async def test_a_live_holder_on_this_host_keeps_its_lease(leases: SqlLeases) -> None:
-    clock = MovableClock(NOW)
     await leases.acquire(LEADER_LEASE, replica_id(), TTL, NOW)  # this very process
-    work = Recorder()
-    other = leadership(leases, clock, replica_id(), work)
-    await other.start()
-    try:
+    async with replicas(leases, replica_id()) as [(_, work)]:
         assert not work.running
-    finally:
-        await other.stop()

@@ -17,7 +17,7 @@ from bot.webhook.signing import signed_headers
 from tests.api.conftest import blocked
 from tests.e2e.conftest import ADMIN, RISK, STRANGER, VIEWER, alert_for, on_sqlite, param
 from tests.fakeslack import FakeSlack
-from tests.process import BIN, BotProcess, free_port
+from tests.process import BIN, BotProcess, bot_environment
 
 pytestmark = [on_sqlite, pytest.mark.slow]
 
@@ -38,21 +38,6 @@ TOKEN_TABLE = '[[api_tokens]]\nname = "{0}"\ntoken_env = "{1}_TOKEN"\nscopes = [
 CONFIG = f'[roles]\nadmin = ["{ADMIN}"]\nviewer = ["{VIEWER}"]\n' + "".join(
     TOKEN_TABLE.format(scope, scope.upper()) for scope in ("engine", "viewer", "admin")
 )
-
-
-def environment(tmp_path: Path, database_url: str, slack: FakeSlack) -> dict[str, str]:
-    config = tmp_path / "paramadapt.toml"
-    config.write_text(CONFIG)
-    return {
-        **SECRETS,
-        "DATABASE_URL": database_url,
-        "BACKUP_DIR": str(tmp_path / "backups"),
-        "PORT": str(free_port()),
-        "PARAMADAPT_CONFIG": str(config),
-        "SLACK_API_URL": slack.api_url,
-        "RISK_CHANNEL": RISK,
-        "LOG_LEVEL": "DEBUG",
-    }
 
 
 def signed(body: dict[str, object], secret: str, at: float | None = None) -> dict[str, object]:
@@ -102,7 +87,15 @@ async def slack_traffic(slack: FakeSlack) -> None:
 async def test_no_secret_reaches_the_output(
     tmp_path: Path, database_url: str, slack: FakeSlack
 ) -> None:
-    env = environment(tmp_path, database_url, slack)
+    env = bot_environment(
+        tmp_path,
+        database_url,
+        CONFIG,
+        **SECRETS,
+        SLACK_API_URL=slack.api_url,
+        RISK_CHANNEL=RISK,
+        LOG_LEVEL="DEBUG",
+    )
     bot = BotProcess("run", env=env)
     try:
         await asyncio.to_thread(bot.wait_for, "Slack: connected in Socket Mode")
