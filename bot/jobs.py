@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -39,6 +39,7 @@ from core.optimization import (
 )
 from core.optimization_model import OptimizationRun
 from core.ports import Clock
+from storage.alert_store import SqlAlertStore
 from storage.db import sessionmaker
 from storage.job_store import JobRun, Outcome, SqlJobRuns
 from storage.leases import SqlLeases
@@ -228,10 +229,21 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class TimerStatus:
+    """A timer the lease holder keeps outside the scheduler, read from what it acts on."""
+
+    name: str
+    schedule: str
+    next_run: datetime | None
+    last: str
+
+
+@dataclass(frozen=True)
 class JobsOverview:
     jobs: list[JobStatus]
     timezone: str
     lease_holder: str | None  # None: no replica runs jobs now
+    timers: list[TimerStatus] = field(default_factory=list)
 
 
 async def jobs_overview(runtime: Runtime) -> JobsOverview:
@@ -250,7 +262,27 @@ async def jobs_overview(runtime: Runtime) -> JobsOverview:
         for name in JOBS
     ]
     holder = lease.holder if lease is not None and lease.expires_at > now else None
-    return JobsOverview(jobs, settings.timezone, holder)
+    timers = [await _learning_end(runtime), await _alert_expiry(runtime)]
+    return JobsOverview(jobs, settings.timezone, holder, timers)
+
+
+async def _learning_end(runtime: Runtime) -> TimerStatus:
+    store = runtime.deps.learning
+    running, ended = await store.active(), await store.last_ended()
+    last = "never ran"
+    if ended is not None and ended.ended_at is not None:
+        last = f"ended session {ended.id} at {_shown(ended.ended_at)} ({ended.ended_by})"
+    upcoming = running.planned_end_at if running else None
+    return TimerStatus("learning_end", "a session's end", upcoming, last)
+
+
+async def _alert_expiry(runtime: Runtime) -> TimerStatus:
+    ttl = runtime.deps.policy.alert_ttl
+    waiting = await SqlAlertStore(sessionmaker(runtime.engine)).longest_waiting()
+    minutes = int(ttl.total_seconds() // 60)
+    return TimerStatus(
+        "alert_expiry", f"{minutes} min unanswered", waiting + ttl if waiting else None, "not kept"
+    )
 
 
 def _shown(at: datetime) -> str:
@@ -261,12 +293,13 @@ def overview_lines(overview: JobsOverview) -> list[str]:
     """Plain text, one line per job (the CLI prints it, /param shows it monospaced)."""
     holder = overview.lease_holder or "none (no replica runs jobs now)"
     lines = [f"lease holder: {holder}; schedules in {overview.timezone}"]
-    width = max(len(job.name) for job in overview.jobs)
-    for job in overview.jobs:
-        upcoming = _shown(job.next_run) if job.next_run else "never"
-        lines.append(
-            f"{job.name:<{width}}  {job.schedule:<14}  next {upcoming}  last: {_last(job.last)}"
-        )
+    rows = [(job.name, job.schedule, job.next_run, _last(job.last)) for job in overview.jobs]
+    rows += [(t.name, t.schedule, t.next_run, t.last) for t in overview.timers]
+    width = max(len(name) for name, *_ in rows)
+    every = max(len(schedule) for _, schedule, *_ in rows)
+    for name, schedule, next_run, last in rows:
+        upcoming = _shown(next_run) if next_run else "none due"
+        lines.append(f"{name:<{width}}  {schedule:<{every}}  next {upcoming}  last: {last}")
     return lines
 
 

@@ -133,6 +133,20 @@ class SqlAlertStore:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def longest_waiting(self) -> datetime | None:
+        """When the message waiting longest got its newest trade: it expires a TTL later."""
+        newest = (
+            select(func.max(BlockedTradeRow.received_at).label("at"))
+            .where(BlockedTradeRow.alert_status == AlertStatus.POSTED.value)
+            .group_by(BlockedTradeRow.alert_channel, BlockedTradeRow.alert_ts)
+            .subquery()
+        )
+        async with self._sessions() as session:
+            found: datetime | None = (
+                await session.execute(select(func.min(newest.c.at)))
+            ).scalar_one_or_none()
+        return found
+
     async def due_for_expiry(self, arrived_before: datetime) -> list[tuple[str, str]]:
         """Waiting messages whose newest trade arrived before the cutoff."""
         query = (

@@ -16,8 +16,14 @@ from bot.config import Settings
 from bot.jobs import Jobs, jobs_overview, overview_lines
 from bot.jobs_config import JobsSettings
 from bot.runtime import Runtime
+from core import learning
+from core.alerts import AlertStatus
+from core.authz import Actor, Role
+from storage.alert_store import SqlAlertStore
+from storage.db import sessionmaker
 from storage.job_store import Outcome
 from tests.clock import MovableClock
+from tests.e2e.conftest import block, blocked_event
 
 NOW = datetime(2026, 11, 23, 12, 20, tzinfo=UTC)  # trade_threshold last fell due at 12:10
 GRACE = timedelta(minutes=30)
@@ -151,8 +157,9 @@ def test_paramadapt_jobs_lists_every_job(
     assert main(["jobs"], env) == 0
     out = capsys.readouterr().out
     assert "lease holder: none (no replica runs jobs now); schedules in UTC" in out
-    assert "weekly_optimization  0 3 * * sun" in out
-    assert out.count("last: never ran") == 6
+    assert "weekly_optimization  0 3 * * sun " in out
+    assert out.count("last: never ran") == 7  # six scheduled jobs and the learning-session end
+    assert "learning_end         a session's end    next none due" in out
 
 
 async def test_starting_the_scheduler_catches_up_without_holding_up_the_start(
@@ -170,3 +177,32 @@ async def test_starting_the_scheduler_catches_up_without_holding_up_the_start(
 
     last = (await jobs_overview(runtime)).jobs[0].last
     assert last is not None and (last.outcome, last.message) == (Outcome.OK, "run 1")
+
+
+async def test_the_overview_shows_when_the_running_session_ends_and_an_alert_expires(
+    runtime: Runtime,
+) -> None:
+    admin = Actor.having("U0ADMIN", "slack", Role.ADMIN)
+    session = await learning.start_learning_session(runtime.deps, admin, 30, "see")
+    [trade] = await block(runtime, blocked_event())
+    alerts = SqlAlertStore(sessionmaker(runtime.engine))
+    await alerts.attach([trade.id], "C0RISK", "1700000000.000100", AlertStatus.POSTED)
+
+    timers = {timer.name: timer for timer in (await jobs_overview(runtime)).timers}
+
+    assert timers["learning_end"].next_run == session.planned_end_at
+    stored = await runtime.deps.trades.blocked_trade(trade.id)
+    assert stored is not None
+    expires = stored.received_at + runtime.deps.policy.alert_ttl
+    assert timers["alert_expiry"].next_run == expires
+
+
+async def test_the_overview_says_which_session_the_timer_ended_last(runtime: Runtime) -> None:
+    admin = Actor.having("U0ADMIN", "slack", Role.ADMIN)
+    await learning.start_learning_session(runtime.deps, admin, 30, "see")
+    ended = await learning.stop_learning_session(runtime.deps, admin, "enough")
+
+    (learning_end,) = [t for t in (await jobs_overview(runtime)).timers if t.name == "learning_end"]
+
+    assert learning_end.next_run is None
+    assert learning_end.last.startswith(f"ended session {ended.id} at ")
