@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core storage
+	$(BIN)/mypy core storage bot
 
 unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

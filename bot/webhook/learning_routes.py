@@ -5,6 +5,8 @@ in the background; its progress is GET /api/learning/runs/{id}/ (the run id)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -56,7 +58,7 @@ async def get_counters(call: Call) -> web.Response:
     out = ls.CountersOut(
         counters=[
             ls.CounterOut(
-                volatility_level=c.volatility_level.value,
+                volatility_level=_level(c.volatility_level),
                 count=c.count,
                 threshold=c.threshold,
                 percentage=c.percentage,
@@ -149,7 +151,7 @@ async def get_metrics(call: Call) -> web.Response:
         ),
         by_volatility=[
             ls.VolatilityOut(
-                volatility=level.value,
+                volatility=_level(level),
                 total_runs=summary.total_runs,
                 improvements_found=summary.improvements_found,
                 success_rate=summary.success_rate,
@@ -342,3 +344,8 @@ ROUTES = [
         path_params={"id": int},
     ),
 ]
+
+
+def _level(scope: Scope) -> ls.Level:
+    """A volatility level's name (counters and summaries exist for the levels only)."""
+    return cast(ls.Level, scope.value)

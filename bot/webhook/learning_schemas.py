@@ -22,6 +22,9 @@ Days = Annotated[int, Field(ge=1, le=3650), BeforeValidator(whole_number)]  # 30
 MAX_CANDLES = 5000
 
 
+Level = Literal["HIGH", "MEDIUM", "LOW"]  # a volatility level, as the spec spells it
+
+
 class HistoryQuery(BaseModel):
     time_range: Window = "30d"
     volatility_level: ScopeName | None = None
@@ -90,7 +93,7 @@ class ActiveConfigsOut(BaseModel):
 
 
 class CounterOut(BaseModel):
-    volatility_level: Literal["HIGH", "MEDIUM", "LOW"]
+    volatility_level: Level
     count: int
     threshold: int
     percentage: float
@@ -188,7 +191,7 @@ class ConfigurationsOut(BaseModel):
 
 
 class VolatilityOut(BaseModel):
-    volatility: Literal["HIGH", "MEDIUM", "LOW"]
+    volatility: Level
     total_runs: int
     improvements_found: int
     success_rate: float
