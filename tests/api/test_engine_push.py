@@ -130,7 +130,7 @@ async def test_a_failed_push_is_retried_until_it_is_delivered_once(
             runtime.deps, ADMIN, Scope.GLOBAL, "min_confidence", "0.6", "r"
         )
         await receiver.wait_for(1, timeout=15)  # first retry after 1 s of backoff
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(15):
             # until it is marked delivered (the Slack announcement has no deliverer here)
             while "engine.parameters" in await runtime.outbox.pending():
                 await asyncio.sleep(0.05)

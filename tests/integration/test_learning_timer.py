@@ -49,7 +49,7 @@ async def until_no_session_runs(deps: Deps) -> None:
         while await deps.learning.active() is not None:
             await asyncio.sleep(0.01)
 
-    await asyncio.wait_for(poll(), timeout=5)
+    await asyncio.wait_for(poll(), timeout=15)
 
 
 async def test_at_start_it_ends_a_session_that_became_overdue_while_down(
