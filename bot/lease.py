@@ -10,6 +10,7 @@ lease runs out, since by then another replica may hold it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -81,6 +82,7 @@ class Leadership:
         self._components = components
         self._held_until: datetime | None = None
         self._running: contextlib.AsyncExitStack | None = None
+        self._stopping = False
         self._loops = Loops()
 
     @property
@@ -96,10 +98,15 @@ class Leadership:
         self._loops.spawn(self._run(), name="lease")
 
     async def stop(self) -> None:
-        await self._loops.stop()
+        # The lease is renewed until the leader components have stopped (a job may take its
+        # grace period to finish): if it ran out first, another replica's dispatcher would
+        # deliver the same outbox messages as ours.
+        self._stopping = True
         running, self._running = self._running, None
         if running is not None:
             await running.aclose()
+        await self._loops.stop()
+        if running is not None:
             with contextlib.suppress(Exception):  # it then runs out on its own
                 await self._leases.release(LEADER_LEASE, self.replica)
             log.info("lease: replica %s released the lease", self.replica)
@@ -111,17 +118,19 @@ class Leadership:
                 await self._tick()
 
     async def _tick(self) -> None:
-        now = self._clock.now()
+        now, look = self._clock.now(), self._ttl / 3
         try:
-            held = await self._acquire(now)
+            held = await asyncio.wait_for(self._acquire(now), look.total_seconds())
         except Exception as error:
-            log.warning("lease: cannot reach the database to renew the lease (%s)", error)
-            if self._held_until is not None and now >= self._held_until:
-                await self._step_down("its lease ran out")
+            log.warning("lease: cannot reach the database to renew the lease (%r)", error)
+            # Step down before the lease runs out, not after: from then on another replica
+            # may take it, and two replicas must never run the jobs at once.
+            if self._held_until is not None and now + look >= self._held_until:
+                await self._step_down("it could not be renewed before running out")
             return
         if held:
             self._held_until = now + self._ttl
-            if not self.leading:
+            if not self.leading and not self._stopping:
                 await self._take_over()
         elif self.leading:
             await self._step_down("another replica holds the lease")

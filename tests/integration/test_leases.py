@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
+from bot.config import Settings
 from bot.lease import LEADER_LEASE, Leadership, replica_id
 from bot.runtime import Runtime
-from storage.db import sessionmaker
+from storage.db import create_engine, sessionmaker
 from storage.leases import SqlLeases
 from tests.clock import MovableClock
+from tests.faults.tcp_proxy import TcpProxy
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=30)
@@ -154,3 +157,66 @@ async def test_a_live_holder_on_this_host_keeps_its_lease(leases: SqlLeases) -> 
     await leases.acquire(LEADER_LEASE, replica_id(), TTL, NOW)  # this very process
     async with replicas(leases, replica_id()) as [(_, work)]:
         assert not work.running
+
+
+class SlowToStop(Recorder):
+    """Leader work that takes a while to stop (a job finishing within its grace period)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopping = asyncio.Event()
+        self.may_stop = asyncio.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.may_stop.wait()
+        await super().stop()
+
+
+async def lease_renewed_after(leases: SqlLeases, at: datetime) -> None:
+    async def renewed() -> None:
+        while (lease := await leases.current(LEADER_LEASE)) is None or lease.expires_at <= at:
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(renewed(), timeout=10)
+
+
+async def test_a_stopping_leader_renews_its_lease_until_its_work_has_stopped(
+    leases: SqlLeases,
+) -> None:
+    clock, work = MovableClock(NOW), SlowToStop()
+    leader = Leadership(leases, clock, "a", timedelta(seconds=3), [work])
+    await leader.start()
+    stopping = asyncio.create_task(leader.stop())
+    await work.stopping.wait()
+
+    clock.advance(seconds=10)  # long past the lease taken at start
+    await lease_renewed_after(leases, clock.now())
+    assert not await leases.acquire(LEADER_LEASE, "b", TTL, clock.now())
+
+    work.may_stop.set()
+    await stopping
+    assert await leases.acquire(LEADER_LEASE, "b", TTL, clock.now())  # released once stopped
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # cut off by a proxy
+async def test_a_leader_that_cannot_renew_steps_down_before_its_lease_runs_out(
+    settings: Settings,
+) -> None:
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    engine = create_engine(url.set(host="127.0.0.1", port=proxy.port))
+    clock, work = MovableClock(NOW), Recorder()
+    leader = Leadership(SqlLeases(sessionmaker(engine)), clock, "a", timedelta(seconds=3), [work])
+    try:
+        await leader.start()
+        assert work.running
+        await proxy.take_down()
+        clock.advance(seconds=2)  # one renewal period (1 s) before the lease taken at NOW ends
+        await wait_for(lambda: not work.running, "the leader to step down")
+        assert clock.now() < NOW + timedelta(seconds=3)  # before anyone else may take it
+    finally:
+        await leader.stop()
+        await engine.dispose()
+        await proxy.close()
