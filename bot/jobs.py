@@ -164,17 +164,24 @@ class Jobs:
             missed = None if last is None else self._missed(name, last.scheduled_for, now)
             if missed is None:
                 continue
-            if now - missed <= self._settings.misfire_grace:
-                log.info("job %s: missed at %s; running it once now", name, _shown(missed))
-                await self.run(name, missed)
-            else:
-                log.warning(
-                    "job %s: missed at %s, more than %d s ago; skipped until its next time",
-                    name,
-                    _shown(missed),
-                    self._settings.misfire_grace_seconds,
-                )
-                await self._runs.skipped(name, self._replica, missed, now)
+            try:  # one job's trouble must not keep the others from catching up
+                await self._catch_up(name, missed, now)
+            except Exception as error:
+                log.exception("job %s: could not catch up the run missed at %s", name, missed)
+                await report_error(self._runtime, f"scheduled job {name}", repr(error))
+
+    async def _catch_up(self, name: str, missed: datetime, now: datetime) -> None:
+        if now - missed <= self._settings.misfire_grace:
+            log.info("job %s: missed at %s; running it once now", name, _shown(missed))
+            await self.run(name, missed)
+        else:
+            log.warning(
+                "job %s: missed at %s, more than %d s ago; skipped until its next time",
+                name,
+                _shown(missed),
+                self._settings.misfire_grace_seconds,
+            )
+            await self._runs.skipped(name, self._replica, missed, now)
 
     def _missed(self, name: str, after: datetime, now: datetime) -> datetime | None:
         """The latest time the job was due after `after` and at or before `now`."""

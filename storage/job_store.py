@@ -4,7 +4,7 @@ restarts, and what the misfire policy reads to find runs missed while no replica
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import func, select, update
@@ -52,7 +52,10 @@ class SqlJobRuns:
     async def skipped(self, job: str, replica: str, scheduled_for: datetime, now: datetime) -> None:
         run_id = await self.started(job, replica, scheduled_for, now)
         await self.finished(
-            run_id, Outcome.SKIPPED, f"missed at {scheduled_for:%Y-%m-%d %H:%M} UTC", now
+            run_id,
+            Outcome.SKIPPED,
+            f"missed at {scheduled_for.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            now,
         )
 
     async def latest(self) -> dict[str, JobRun]:

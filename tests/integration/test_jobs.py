@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.config import Settings
-from bot.jobs import Jobs, jobs_overview, overview_lines
+from bot.jobs import Jobs, job_runs, jobs_overview, overview_lines
 from bot.jobs_config import JobsSettings
 from bot.runtime import Runtime
 from core import learning
@@ -206,3 +206,12 @@ async def test_the_overview_says_which_session_the_timer_ended_last(runtime: Run
 
     assert learning_end.next_run is None
     assert learning_end.last.startswith(f"ended session {ended.id} at ")
+
+
+async def test_a_skipped_run_says_in_utc_when_it_was_due(runtime: Runtime) -> None:
+    runs = job_runs(runtime)
+    in_paris = datetime(2026, 3, 29, 8, 0, tzinfo=timezone(timedelta(hours=2)))
+
+    await runs.skipped("daily_digest", "r1", in_paris, NOW)
+
+    assert (await runs.latest())["daily_digest"].message == "missed at 2026-03-29 06:00 UTC"
