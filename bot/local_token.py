@@ -52,9 +52,22 @@ def _local_console(settings: Settings) -> bool:
 
 
 def _create(path: Path) -> str:
+    """Written aside, then renamed into place: the file is whole or absent (an empty one,
+    left by a crash or a `touch`, is replaced). Two first starts at once keep one token."""
     token = secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(token + "\n")
+    try:
+        os.link(aside, path)  # fails if another start got there first
+    except FileExistsError:
+        existing = read_local_engine_token(path)
+        if existing:
+            return existing
+        os.replace(aside, path)  # the one there is empty
+        return token
+    finally:
+        aside.unlink(missing_ok=True)
     return token

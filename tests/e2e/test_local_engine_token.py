@@ -64,6 +64,19 @@ def test_simulate_reads_the_local_token_when_no_variable_is_set(
     assert cli.simulate.options_from(args, env={}).token == "local-token"
 
 
+def test_an_empty_token_file_is_replaced_and_a_kept_one_reused(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "engine-token"
+    path.parent.mkdir()
+    path.touch()  # left empty by a crash, or by hand
+
+    first = with_local_engine_token(Settings(), path).api_tokens[-1].secret
+    again = with_local_engine_token(Settings(), path).api_tokens[-1].secret
+
+    assert first and first == again == path.read_text().strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["engine-token"]  # nothing left aside
+
+
 @pytest.mark.parametrize(
     "settings",
     [
