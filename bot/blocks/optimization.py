@@ -3,6 +3,7 @@ waits for approval), a rollback, and the answer to `/param optimize`."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -113,8 +114,10 @@ def overfitting_in_words(pbo: float) -> str:
     """PBO as odds a reader can weigh: the chance the winner only fits this data."""
     if pbo <= 0:
         odds = "no sign that the winner is a fluke of this data"
+    elif pbo <= 1 / 3:  # 1-in-N rounded down: the odds are never made to look better
+        odds = f"about a 1-in-{math.floor(1 / pbo)} chance the winner is a fluke of this data"
     elif pbo < 0.5:
-        odds = f"a 1-in-{round(1 / pbo)} chance the winner is a fluke of this data"
+        odds = "close to an even chance the winner is a fluke of this data"
     else:
         odds = "the winner is at least as likely a fluke of this data as not"
     return f"Probability of backtest overfitting (PBO) {pbo * 100:.0f} %: {odds}"

@@ -53,16 +53,30 @@ async def _decide(
         await decide(deps, actor, run_id)
     except UserError as error:
         log.info("optimization decision by %s refused: %s", actor.id, error)
-        stale = await superseded_report(deps, run_id) if isinstance(error, ConflictError) else None
-        if stale is not None:
-            await redraw(respond, stale)
         await tell(respond, refusal(str(error)))
+        if isinstance(error, ConflictError):
+            await _redraw_if_superseded(runtime, respond, run_id)
         return
     except Exception:
         log.exception("optimization decision by %s failed", actor.id)
         await tell(respond, internal_error())
         return
-    await redraw(respond, await report_message(deps, run_id, decided_by=actor.id))
+    try:
+        await redraw(respond, await report_message(deps, run_id, decided_by=actor.id))
+    except Exception:  # the decision stands; only the message is behind
+        log.exception("optimization %s decided by %s; the report was not redrawn", run_id, actor.id)
+        done = "applied" if apply else "rejected"
+        await tell(respond, refusal(f"{run_id}: {done}, but the report could not be refreshed"))
+
+
+async def _redraw_if_superseded(runtime: Runtime, respond: AsyncRespond, run_id: str) -> None:
+    """A newer run replaced this winner: its buttons go (a refusal was already told)."""
+    try:
+        stale = await superseded_report(runtime.deps, run_id)
+        if stale is not None:
+            await redraw(respond, stale)
+    except Exception:
+        log.exception("optimization %s: the superseded report was not redrawn", run_id)
 
 
 def _run_id(body: dict[str, Any]) -> str:

@@ -69,10 +69,9 @@ def shown(run: OptimizationRun, decided_by: str | None = None) -> tuple[str, lis
 @pytest.mark.parametrize(
     ("pbo", "words"),
     [
-        (
-            0.125,
-            "Probability of backtest overfitting (PBO) 12 %: a 1-in-8 chance the winner is a fluke",
-        ),
+        (0.125, "Probability of backtest overfitting (PBO) 12 %: about a 1-in-8 chance"),
+        (0.3, "about a 1-in-3 chance"),  # rounded down: never better odds than measured
+        (0.45, "close to an even chance the winner is a fluke"),
         (0.0, "no sign that the winner is a fluke of this data"),
         (0.6, "the winner is at least as likely a fluke of this data as not"),
     ],
