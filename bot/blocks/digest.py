@@ -22,7 +22,7 @@ from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from bot.blocks.alerts import decision_line
 from bot.blocks.common import SECTION_TEXT_MAX, Message, capped, escape, person
 from core.counterfactual import GroupStats, Insights
-from core.digest import Digest, ScopeParameters
+from core.digest import Digest, ScopeParameters, Unavailable
 from core.learning_model import LearningSession, TradeFigures
 from core.models import BlockedStats, ParamChangeRecord
 from core.optimization_model import OptimizationRun
@@ -98,10 +98,7 @@ def _view(digest: Digest) -> dict[str, Any]:
             _counted("Learning sessions", len(digest.learning)),
             _capped([_session(s) for s in digest.learning], "sessions"),
         ),
-        "runs": Part(
-            _counted("Optimization runs", len(digest.runs)),
-            _capped([_run(r) for r in digest.runs], "runs"),
-        ),
+        "runs": _runs(digest.runs),
         "parameters": [_scope(scope) for scope in digest.parameters],
         "counters": _counters(digest),
     }
@@ -110,11 +107,12 @@ def _view(digest: Digest) -> dict[str, Any]:
 def _summary(digest: Digest) -> str:
     if digest.empty:
         return "nothing happened"
+    runs = () if isinstance(digest.runs, Unavailable) else ((len(digest.runs), "optimization run"),)
     counts = (
         (digest.blocked.total, "blocked trade"),
         (len(digest.overrides), "override"),
         (len(digest.learning), "learning session"),
-        (len(digest.runs), "optimization run"),
+        *runs,
         (len(digest.changes), "parameter change"),
     )
     return f"PnL {digest.pnl.total_pnl:+.2f} from {_count(digest.pnl.trades, 'closed trade')}, " + (
@@ -141,12 +139,16 @@ class _Blocked:
     head: str
     tables: Sequence[tuple[str, Sequence[str]]]
     advice: Sequence[str]
+    unavailable: str = ""  # why the counterfactual statistics are missing
 
 
-def _blocked(stats: BlockedStats, found: Insights | None) -> _Blocked:
+def _blocked(stats: BlockedStats, found: Insights | Unavailable | None) -> _Blocked:
     if not stats.total:
         return _Blocked("none", (), ())
     head = f"{stats.total} blocked"
+    if isinstance(found, Unavailable):
+        missing = _not_available("Counterfactual statistics", found)
+        return _Blocked(head, _tables(stats, None), (), missing)
     if found is None:
         return _Blocked(head, _tables(stats, None), ())
     overall = found.statistics.overall
@@ -186,6 +188,12 @@ def _table(counts: Mapping[str, int], groups: Sequence[GroupStats], what: str) -
         n = group.trades if group else 0
         rows.append(f"{_cut(key, width):<{width}}  {counts[key]:>7}  {n:>6}  {won:>9}  {cost:>7}")
     return rows + _more(len(keys) - len(shown), f"{what}s")
+
+
+def _runs(runs: Sequence[OptimizationRun] | Unavailable) -> Part:
+    if isinstance(runs, Unavailable):
+        return Part(_not_available("Optimization runs", runs), ())
+    return Part(_counted("Optimization runs", len(runs)), _capped([_run(r) for r in runs], "runs"))
 
 
 def _session(session: LearningSession) -> Mrkdwn:
@@ -249,8 +257,8 @@ def _change(change: ParamChangeRecord) -> Mrkdwn:
 
 
 def _counters(digest: Digest) -> str:
-    if not digest.counters:
-        return "Trade counters: not available in this process"
+    if isinstance(digest.counters, Unavailable):
+        return _not_available("Trade counters", digest.counters)
     shown = " · ".join(
         f"{c.volatility_level} {c.count}/{c.threshold} ({c.percentage:g} %)"
         for c in digest.counters
@@ -275,6 +283,11 @@ def _value(value: ParamValue | None) -> str:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _not_available(part: str, missing: Unavailable) -> str:
+    """Plain text: the template escapes it (a reason may quote the engine's symbols)."""
+    return f"{part}: not available: {missing.reason}"
 
 
 def _counted(title: str, count: int) -> str:

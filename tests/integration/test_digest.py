@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot.runtime import Runtime
 from core import digest
 from core.authz import Actor, Role
+from core.counterfactual import Insights
 from core.errors import PermissionDeniedError
 from core.learning_model import SessionStatus
+from core.market import LoadedCandles
 from core.models import OverrideStatus
 from core.optimization_model import RunStatus
 from core.params import Scope
@@ -48,14 +51,16 @@ async def test_the_daily_digest_holds_the_days_activity(deps: Deps, clock: Movab
     assert [total for _, total in found.equity.points] == [6.0, 2.0, 12.0]  # in closing order
     assert found.blocked.by_reason == {"min_confidence": 2, PINGING_REASON: 1}
     assert found.blocked.by_symbol == {"BTCUSDT": 1, "ETHUSDT": 2}
-    assert found.counterfactual is not None and found.counterfactual.blocked == 3
+    assert isinstance(found.counterfactual, Insights) and found.counterfactual.blocked == 3
     [override] = found.overrides
     assert (override.status, override.decided_by) == (OverrideStatus.APPROVED, "U0OPS")
     [session] = found.learning
     assert (session.status, session.started_by) == (SessionStatus.STOPPED, "U0OPS")
+    assert not isinstance(found.runs, digest.Unavailable)
     assert [(run.run_id, run.status) for run in found.runs] == [
         (seeded.run_id, RunStatus.NO_IMPROVEMENT)
     ]
+    assert not isinstance(found.counters, digest.Unavailable)
     assert [level.volatility_level for level in found.counters] == [
         Scope.HIGH,
         Scope.MEDIUM,
@@ -122,3 +127,32 @@ async def test_someone_without_a_role_may_not_read_the_digest(
     since, until = digest.period("daily", clock.now())
     with pytest.raises(PermissionDeniedError, match="viewer"):
         await digest.gather_digest(deps, STRANGER, "daily", since, until)
+
+
+class UnmountedMarketData:
+    """A market data source whose storage is gone: it fails with an OSError, not with the
+    MarketDataError blocked_insights expects."""
+
+    async def candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> LoadedCandles:
+        raise OSError(f"/mnt/market/{symbol}-{timeframe}.feather: no such device")
+
+
+async def test_failing_market_data_leaves_out_only_the_counterfactual_statistics(
+    deps: Deps, clock: MovableClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await seed_day(deps, clock)
+    assert deps.optimizer is not None
+    broken = dataclasses.replace(
+        deps, optimizer=dataclasses.replace(deps.optimizer, market=UnmountedMarketData())
+    )
+
+    found = await daily(broken)
+
+    assert found.counterfactual == digest.Unavailable("unexpected OSError, details in the log")
+    assert (found.pnl.trades, found.blocked.total, len(found.overrides)) == (3, 3, 1)
+    assert len(found.learning) == 1 and found.changes
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "counterfactual statistics not available" in warning.getMessage()
+    assert isinstance(warning.exc_info and warning.exc_info[1], OSError)

@@ -19,7 +19,7 @@ from core.counterfactual import (
     Recommendation,
     Statistics,
 )
-from core.digest import Digest, PeriodEquity, ScopeParameters
+from core.digest import Digest, PeriodEquity, ScopeParameters, Unavailable
 from core.learning_model import LearningSession, SessionStatus, TradeFigures
 from core.models import (
     BlockedStats,
@@ -213,3 +213,23 @@ def test_a_huge_period_is_cut_to_slacks_limits_with_what_was_left_out() -> None:
     assert "… and 488 more runs" in shown
     assert "more lines" in shown  # 12 overrides of 2,000 characters do not fit one section
     assert message.text.startswith("Weekly digest")
+
+
+def test_parts_that_are_not_available_say_why_escaped() -> None:
+    day = digest(
+        blocked=BlockedStats(1, {"min_confidence": 1}, {"BTCUSDT": 1}, {}, []),
+        counterfactual=Unavailable(f"{PING} market data gone"),
+        runs=Unavailable("unexpected OSError, details in the log"),
+        counters=Unavailable("no optimizer in this process"),
+    )
+
+    message = digest_message(day)
+
+    shown = "\n".join(texts(message.payload()["blocks"]))
+    assert (
+        "Counterfactual statistics: not available: &lt;!channel&gt; &amp; co market data" in shown
+    )
+    assert "<!channel>" not in shown
+    assert "Optimization runs: not available: unexpected OSError, details in the log" in shown
+    assert "Trade counters: not available: no optimizer in this process" in shown
+    assert "1 blocked trade, 0 overrides, 0 learning sessions, 0 parameter changes" in message.text
