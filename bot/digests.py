@@ -34,13 +34,19 @@ DIGEST_TOPIC = "slack.digest"
 DIGEST_READER = Actor.having("digest", "job", Role.VIEWER)
 
 
-async def post_digest(runtime: Runtime, kind: Literal["daily", "weekly"]) -> None:
-    """Queue the digest of the period ending now for the digest channel (unless the
-    configuration turned this kind off)."""
+async def post_digest(
+    runtime: Runtime,
+    kind: Literal["daily", "weekly"],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> None:
+    """Queue the digest of [since, until) (default: the day or week ending now) for the
+    digest channel, unless the configuration turned this kind off."""
     if not getattr(runtime.settings.digest, kind):
         log.info("%s digest not posted: turned off in [digest]", kind)
         return
-    since, until = digest.period(kind, runtime.deps.clock.now())
+    if since is None or until is None:
+        since, until = digest.period(kind, runtime.deps.clock.now())
     payload = {"kind": kind, "since": since.isoformat(), "until": until.isoformat()}
     await runtime.outbox.add(DIGEST_TOPIC, payload, runtime.deps.clock.now())
     runtime.wake_dispatchers()

@@ -31,6 +31,7 @@ from bot.event_announcer import report_error
 from bot.jobs_config import JobsSettings
 from bot.lease import LEADER_LEASE
 from bot.runtime import Runtime
+from core.digest import PERIODS
 from core.optimization import (
     check_live_performance,
     clean_up_history,
@@ -77,10 +78,24 @@ def _digest(kind: Literal["daily", "weekly"]) -> JobFunction:
     async def post(runtime: Runtime) -> str:
         from bot.digests import post_digest  # loads matplotlib: only once a digest is due
 
-        await post_digest(runtime, kind)
-        return f"{kind} digest posted"
+        trigger, now = runtime.settings.jobs.trigger(f"{kind}_digest"), runtime.deps.clock.now()
+        since, until = digest_window(trigger, kind, now)
+        await post_digest(runtime, kind, since, until)
+        return f"{kind} digest of {_shown(since)} to {_shown(until)} posted"
 
     return post
+
+
+def digest_window(
+    trigger: CronTrigger, kind: Literal["daily", "weekly"], now: datetime
+) -> tuple[datetime, datetime]:
+    """From the digest's previous scheduled time to its latest one at or before `now`: a run
+    caught up late still covers its own period, and consecutive digests neither overlap nor
+    leave a gap (across a daylight-saving change too: the schedule's own times)."""
+    span = 2 * PERIODS[kind]
+    until = latest_fire_time(trigger, now - span, now) or now
+    since = latest_fire_time(trigger, until - span, until - _TICK) or until - PERIODS[kind]
+    return since.astimezone(UTC), until.astimezone(UTC)
 
 
 def _started(runs: list[OptimizationRun]) -> str:
