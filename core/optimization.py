@@ -5,7 +5,8 @@ Rules:
 - One run per scope at a time, enforced by the database: a run is claimed as the scope's
   RUNNING row before any work, so a second trigger, from any process, is refused ("already
   running") and never duplicated. A RUNNING row older than `run_timeout_minutes` belongs to a
-  process that died: the next claim marks it FAILED. Claiming a level's run resets the level's
+  process that died: the next claim marks it FAILED; if its process was only slow, the run
+  then applies and records nothing when it ends. Claiming a level's run resets the level's
   trade counter.
 - The baseline is the scope's effective strategy parameters now; the data range ends at the
   last whole bar before `until` (default now) and spans `lookback_days`. Symbols are those
@@ -258,7 +259,10 @@ async def _execute(deps: Deps, run: OptimizationRun) -> CycleReport:
 async def _fail(deps: Deps, ports: OptimizerPorts, run: OptimizationRun, error: str) -> None:
     now = deps.clock.now()
     end = RunEnd(RunStatus.FAILED, now, _seconds(run.started_at, now), error=error)
-    await ports.runs.finish(run.run_id, end)
+    try:
+        await ports.runs.finish(run.run_id, end)
+    except ConflictError as taken_over:  # its end is recorded and announced already
+        log.warning("%s", taken_over)
 
 
 async def _prepare(
@@ -330,6 +334,7 @@ async def _conclude(
         status = RunStatus.PENDING_APPROVAL
     else:
         assert winner is not None
+        await _refuse_if_taken_over(ports, run)
         change = await _apply(deps, OPTIMIZER, run, winner.parameters, plan.baseline_version)
         status = RunStatus.APPLIED
     now = deps.clock.now()
@@ -351,6 +356,20 @@ async def _conclude(
     return CycleReport(
         finished, plan.baseline_version, plan.data_range, plan.gaps, seed, result, change
     )
+
+
+async def _refuse_if_taken_over(ports: OptimizerPorts, run: OptimizationRun) -> None:
+    """A run slower than `run_timeout_minutes` may have been taken over (ended FAILED by
+    the scope's next claim): its winner must not change the parameters. A takeover between
+    this check and the change's commit still lets the change through; finish() then refuses
+    to record the run, so it stays FAILED, announced once."""
+    stored = await ports.runs.run(run.run_id)
+    assert stored is not None  # only runs that ended are ever deleted
+    if stored.status is not RunStatus.RUNNING:
+        raise ConflictError(
+            f"optimization {run.run_id} was already ended as {stored.status.value}; "
+            "its winner was not applied"
+        )
 
 
 async def _apply(
@@ -466,19 +485,32 @@ def _results_json(plan: _Plan, result: CycleResult) -> dict[str, Any]:
 async def apply_run_winner(deps: Deps, actor: Actor, run_id: str, reason: str = "") -> ChangeResult:
     """An admin applies the winner a run holds for approval, as a new version of its scope.
 
-    Refused when the scope changed since the run measured it: the winner was judged against
-    values that are no longer live, so the run must be repeated."""
+    The decision is claimed first (the run becomes APPLIED), so of an apply and a reject
+    racing exactly one wins and the other changes nothing. Refused when the scope changed
+    since the run measured it (the winner was judged against values that are no longer live,
+    so the run must be repeated) or the backup fails: the run then waits for approval again."""
     require(actor, Action.APPLY)
     ports = optimizer_ports(deps)
     run = await _pending_run(ports, run_id)
     winner = next(c for c in await ports.runs.candidates(run_id) if c.status is Status.TESTING)
-    change = await _apply(deps, actor, run, winner.parameters, run.baseline_version)
+    await _decide(ports, run_id, RunStatus.APPLIED, None)
+    try:
+        change = await _apply(deps, actor, run, winner.parameters, run.baseline_version)
+    except Exception as error:
+        # Pending again rather than FAILED: an admin may retry (a backup that failed) or
+        # reject it, and a newer run supersedes it as before.
+        await ports.runs.transition(run_id, RunStatus.APPLIED, RunStatus.PENDING_APPROVAL, None)
+        if isinstance(error, UserError):
+            message = f"{error} (nothing was changed: run {run_id} waits for approval again)"
+            raise type(error)(message) from error
+        raise
     assert change.version is not None
-    detail = {"run_id": run_id, "version": change.version.version, "reason": reason}
-    audit = _audit(deps.clock.now(), actor, "optimize.apply", run.scope.value, detail)
     version = change.version.version
+    detail = {"run_id": run_id, "version": version, "reason": reason}
+    audit = _audit(deps.clock.now(), actor, "optimize.apply", run.scope.value, detail)
+    # The decision is ours: record the version it became, and audit it.
     await ports.runs.transition(
-        run_id, RunStatus.PENDING_APPROVAL, RunStatus.APPLIED, audit, winner_version=version
+        run_id, RunStatus.APPLIED, RunStatus.APPLIED, audit, winner_version=version
     )
     return change
 
@@ -491,12 +523,19 @@ async def reject_run_winner(
     run = await _pending_run(ports, run_id)
     detail = {"run_id": run_id, "reason": reason}
     audit = _audit(deps.clock.now(), actor, "optimize.reject", run.scope.value, detail)
-    rejected = await ports.runs.transition(
-        run_id, RunStatus.PENDING_APPROVAL, RunStatus.REJECTED, audit
-    )
-    if rejected is None:
-        raise ConflictError(f"run {run_id} was decided meanwhile; nothing was changed")
-    return rejected
+    return await _decide(ports, run_id, RunStatus.REJECTED, audit)
+
+
+async def _decide(
+    ports: OptimizerPorts, run_id: str, decision: RunStatus, audit: AuditEntry | None
+) -> OptimizationRun:
+    """Claim the decision on a run waiting for approval; refused if another came first."""
+    decided = await ports.runs.transition(run_id, RunStatus.PENDING_APPROVAL, decision, audit)
+    if decided is None:
+        current = await ports.runs.run(run_id)
+        status = current.status.value if current else "deleted"
+        raise ConflictError(f"run {run_id} was already decided: {status}; nothing was changed")
+    return decided
 
 
 async def _pending_run(ports: OptimizerPorts, run_id: str) -> OptimizationRun:

@@ -239,7 +239,8 @@ class OptimizationStore(Protocol):
 
     async def finish(self, run_id: str, end: RunEnd) -> OptimizationRun:
         """Record the outcome and the candidates; attach the winner's metrics to the config
-        version it became; older PENDING_APPROVAL runs of the scope become SUPERSEDED."""
+        version it became; older PENDING_APPROVAL runs of the scope become SUPERSEDED.
+        ConflictError, nothing recorded, if the run is no longer RUNNING (taken over)."""
         ...
 
     async def transition(
@@ -247,11 +248,12 @@ class OptimizationStore(Protocol):
         run_id: str,
         before: RunStatus,
         after: RunStatus,
-        audit: AuditEntry,
+        audit: AuditEntry | None,
         winner_version: int | None = None,
     ) -> OptimizationRun | None:
         """Move the run from `before` to `after` if it is still `before`, its winning
-        candidate along (ACTIVE when applied, ARCHIVED when not); None if it was not."""
+        candidate along (ACTIVE when applied, TESTING when pending, else ARCHIVED); None if
+        it was not. `audit` None records no audit entry (not allowed for a rollback)."""
         ...
 
     async def run(self, run_id: str) -> OptimizationRun | None: ...

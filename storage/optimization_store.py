@@ -5,7 +5,8 @@ One run per scope at a time is the partial unique index on RUNNING rows: a claim
 row, so of two concurrent claims (in any processes) exactly one commits.
 
 A run's end (any status) and its rollback are queued for Slack (ANNOUNCE_TOPIC) in the
-transaction that records them, so each is announced once, whichever process ran it.
+transaction that records them, so each is announced once, whichever process ran it. Only a
+RUNNING run ends: a run taken over after its timeout keeps the end its taker recorded.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ from storage.trade_store import DEFAULT_TRADE_THRESHOLD
 Run = OptimizationRunRow
 Candidate = OptimizationCandidateRow
 _PENDING_WINNER = (VersionStatus.TESTING.value, VersionStatus.ACTIVE.value)
+# The winning candidate's status in each run status; ARCHIVED in any other.
+_WINNER_STATUS = {
+    RunStatus.APPLIED: VersionStatus.ACTIVE,
+    RunStatus.PENDING_APPROVAL: VersionStatus.TESTING,
+}
 # One topic for both events: the outbox keeps order within a topic, so a rollback is never
 # announced before the run it undoes.
 ANNOUNCE_TOPIC = "slack.optimization"
@@ -101,7 +107,7 @@ class SqlOptimizationStore:
 
     async def finish(self, run_id: str, end: RunEnd) -> OptimizationRun:
         async with self._sessions.begin() as session:
-            row = (await session.execute(select(Run).where(Run.run_id == run_id))).scalar_one()
+            row = await _end_running(session, run_id, end.status)
             _record_end(row, end)
             session.add_all(_candidate_row(run_id, c) for c in end.candidates)
             await session.flush()
@@ -117,7 +123,7 @@ class SqlOptimizationStore:
         run_id: str,
         before: RunStatus,
         after: RunStatus,
-        audit: AuditEntry,
+        audit: AuditEntry | None,
         winner_version: int | None = None,
     ) -> OptimizationRun | None:
         changes: dict[str, Any] = {"status": after.value}
@@ -133,12 +139,15 @@ class SqlOptimizationStore:
             row = (await session.execute(statement)).scalar_one_or_none()
             if row is None:
                 return None
-            applied = after is RunStatus.APPLIED
-            await _set_winner_status(session, [run_id], applied)
-            if applied and winner_version is not None:
+            await _set_winner_status(
+                session, [run_id], _WINNER_STATUS.get(after, VersionStatus.ARCHIVED)
+            )
+            if after is RunStatus.APPLIED and winner_version is not None:
                 await _annotate_winner(session, row, winner_version)
-            session.add(audit_row(audit))
+            if audit is not None:  # None: a step of a decision audited once it is complete
+                session.add(audit_row(audit))
             if after is RunStatus.ROLLED_BACK:
+                assert audit is not None, "a rollback is announced with its audited reason"
                 enqueue(session, ANNOUNCE_TOPIC, _rollback_payload(run_id, audit), audit.at)
         return _run(row)
 
@@ -270,6 +279,25 @@ def _announce_end(session: AsyncSession, run_id: str, at: datetime) -> None:
     enqueue(session, ANNOUNCE_TOPIC, {"run_id": run_id, "event": "finished"}, at)
 
 
+async def _end_running(session: AsyncSession, run_id: str, status: RunStatus) -> Run:
+    """The run, its status set, if it was still RUNNING: a run taken over (ended FAILED by
+    the next claim after its timeout) is not ended a second time; ConflictError instead."""
+    ended = await session.execute(
+        update(Run)
+        .where(Run.run_id == run_id, Run.status == RunStatus.RUNNING.value)
+        .values(status=status.value)
+        .returning(Run)
+    )
+    row = ended.scalar_one_or_none()
+    if row is None:
+        current = (await session.execute(select(Run.status).where(Run.run_id == run_id))).scalar()
+        raise ConflictError(
+            f"optimization {run_id} was already ended as {current}; its {status.value} "
+            "result was not recorded"
+        )
+    return row
+
+
 async def _fail_stale(
     session: AsyncSession, scope: Scope, stale_before: datetime, now: datetime
 ) -> None:
@@ -362,12 +390,13 @@ async def _supersede_pending(session: AsyncSession, newer: OptimizationRunRow) -
             .values(status=RunStatus.SUPERSEDED.value)
             .execution_options(synchronize_session=False)
         )
-        await _set_winner_status(session, stale, applied=False)
+        await _set_winner_status(session, stale, VersionStatus.ARCHIVED)
 
 
-async def _set_winner_status(session: AsyncSession, run_ids: Sequence[str], applied: bool) -> None:
-    """The winning candidate of these runs becomes ACTIVE (applied) or ARCHIVED."""
-    status = VersionStatus.ACTIVE if applied else VersionStatus.ARCHIVED
+async def _set_winner_status(
+    session: AsyncSession, run_ids: Sequence[str], status: VersionStatus
+) -> None:
+    """The winning candidate of these runs takes `status`."""
     await session.execute(
         update(Candidate)
         .where(Candidate.run_id.in_(run_ids), Candidate.status.in_(_PENDING_WINNER))

@@ -8,6 +8,7 @@ rule's outcome is steered by the settings each test names.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,12 +37,14 @@ from core.optimization_model import (
     DataRange,
     NewRun,
     OptimizerPolicy,
+    RunEnd,
     RunStatus,
     Trigger,
 )
 from core.optimizer import Method
 from core.params import Scope
 from core.ports import Deps
+from storage.optimization_store import ANNOUNCE_TOPIC
 from tests.clock import MovableClock
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -270,6 +273,48 @@ async def test_a_run_left_by_a_dead_process_is_taken_over_after_the_timeout(
     assert stale.status is RunStatus.FAILED and "interrupted" in stale.error
 
 
+async def announced_runs(runtime: Runtime, clock: MovableClock) -> list[str]:
+    """The runs whose end is queued for Slack, in order (each delivered as it is read)."""
+    queued = []
+    while (message := await runtime.outbox.head(ANNOUNCE_TOPIC, clock.now())) is not None:
+        queued.append(message.payload["run_id"])
+        await runtime.outbox.delivered(message.id, clock.now())
+    return queued
+
+
+async def test_a_slow_run_taken_over_applies_nothing_and_is_announced_once(
+    deps: Deps, runtime: Runtime, clock: MovableClock
+) -> None:
+    slow = await optimization.start_optimization(deps, ADMIN, HIGH)  # its cycle takes seconds
+    clock.advance(minutes=POLICY.run_timeout_minutes + 1)
+    taker = await optimization.start_optimization(
+        deps, ADMIN, OptimizationRequest(Scope.HIGH, until=NOW)
+    )
+    await runtime.background.idle()
+    taken_over = await runs(deps).run(slow.run_id)
+    assert taken_over.status is RunStatus.FAILED and "interrupted" in taken_over.error
+    assert taken_over.winner_version is None and taken_over.best_score is None
+    active = await deps.config.active(Scope.HIGH)
+    assert active is not None and active.version == 5  # the taker's winner, the only change
+    assert (await runs(deps).run(taker.run_id)).winner_version == 5
+    assert await announced_runs(runtime, clock) == [slow.run_id, taker.run_id]
+
+
+async def test_the_end_of_a_run_taken_over_is_refused_and_not_announced_again(
+    deps: Deps, runtime: Runtime, clock: MovableClock
+) -> None:
+    await claim_without_running(deps, "opt_slow")
+    clock.advance(minutes=POLICY.run_timeout_minutes + 1)
+    await claim_without_running(deps, "opt_taker")
+    late = RunEnd(RunStatus.NO_IMPROVEMENT, clock.now(), 7260.0, best_score=0.5)
+    with pytest.raises(ConflictError, match="opt_slow was already ended as FAILED"):
+        await runs(deps).finish("opt_slow", late)
+    slow = await runs(deps).run("opt_slow")
+    assert slow.status is RunStatus.FAILED and "interrupted" in slow.error
+    assert slow.best_score is None
+    assert await announced_runs(runtime, clock) == ["opt_slow"]
+
+
 # --- bad data -----------------------------------------------------------------------------
 
 
@@ -359,9 +404,31 @@ async def test_a_rejected_winner_is_never_applied(approving: Deps) -> None:
 async def test_a_winner_judged_against_values_changed_since_is_refused(approving: Deps) -> None:
     run = (await optimization.optimize(approving, ADMIN, HIGH)).run
     await services.set_parameter(approving, ADMIN, Scope.HIGH, "long_adx_min", 30, "by hand")
-    with pytest.raises(StaleVersionError):
+    with pytest.raises(StaleVersionError, match=f"{run.run_id} waits for approval again"):
         await optimization.apply_run_winner(approving, ADMIN, run.run_id)
     assert (await runs(approving).run(run.run_id)).status is RunStatus.PENDING_APPROVAL
+    candidates = await runs(approving).candidates(run.run_id)
+    assert [c.status for c in candidates].count(VersionStatus.TESTING) == 1
+    rejected = await optimization.reject_run_winner(approving, ADMIN, run.run_id, "stale")
+    assert rejected.status is RunStatus.REJECTED
+
+
+async def test_an_apply_racing_a_reject_has_one_winner_and_the_config_agrees(
+    approving: Deps,
+) -> None:
+    before = await approving.config.active(Scope.HIGH)
+    run = (await optimization.optimize(approving, ADMIN, HIGH)).run
+    outcomes = await asyncio.gather(
+        optimization.apply_run_winner(approving, ADMIN, run.run_id),
+        optimization.reject_run_winner(approving, ADMIN, run.run_id, "too risky"),
+        return_exceptions=True,
+    )
+    (refusal,) = [o for o in outcomes if isinstance(o, BaseException)]
+    assert isinstance(refusal, ConflictError)
+    decided = await runs(approving).run(run.run_id)
+    assert decided.status.value in str(refusal)  # "already decided: X" or "X, not waiting"
+    changed = await approving.config.active(Scope.HIGH) != before
+    assert changed is (decided.status is RunStatus.APPLIED)
 
 
 async def test_a_newer_result_supersedes_a_winner_waiting_for_approval(
