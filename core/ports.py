@@ -104,6 +104,10 @@ class ConfigStore(Protocol):
 
     async def list_backups(self, scope: Scope | None, limit: int) -> list[BackupRecord]: ...
 
+    async def has_backup(self, backup_id: str) -> bool:
+        """Whether a backup row with this id is stored (committed)."""
+        ...
+
 
 class AuditLog(Protocol):
     async def record(self, entry: AuditEntry) -> None: ...
@@ -113,10 +117,21 @@ class BackupFiles(Protocol):
     async def write(
         self, snapshot: Snapshot, at: datetime, actor: str, reason: str
     ) -> BackupRecord:
-        """Write the snapshot durably (atomic rename) before any change; raise OSError if not."""
+        """Write the snapshot durably (atomically, under a name of its own) before any change;
+        raise OSError if not."""
         ...
 
     async def read(self, backup_id: str) -> BackupRecord: ...
+
+    async def discard(self, backup_id: str) -> None:
+        """Remove the file of a backup whose change was not committed, durably (the directory
+        is fsynced); no error if it is gone already. Raise OSError if it cannot be removed."""
+        ...
+
+    async def newest(self, scope: Scope | None, limit: int) -> list[BackupRecord]:
+        """The newest `limit` backup files (of `scope`, or of every scope), newest first, read
+        from the files alone: what `read` restores. Files that cannot be read are skipped."""
+        ...
 
 
 class TradeStore(Protocol):
@@ -313,6 +328,51 @@ class Compute(Protocol):
 class Background(Protocol):
     def spawn(self, work: Coroutine[Any, Any, object], name: str) -> None:
         """Run `work` after the caller returns; the process awaits or cancels it at shutdown."""
+        ...
+
+
+@dataclass(frozen=True)
+class RequestFingerprint:
+    """What makes two requests the same request: a retry must match its original."""
+
+    method: str
+    path: str
+    body_sha256: str
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: str  # the JSON document, exactly as first sent
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """The request that holds an idempotency key: its answer, or None while it runs."""
+
+    fingerprint: RequestFingerprint
+    claimed_at: datetime
+    response: StoredResponse | None
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys of requests (the HTTP API's Idempotency-Key header), per client."""
+
+    async def claim(
+        self, client: str, key: str, fingerprint: RequestFingerprint, now: datetime
+    ) -> KeyHolder | None:
+        """Claim `key` for a request, committed before it runs: None when this request got
+        it, else the request holding it. Of concurrent claims exactly one gets the key. An
+        expired key is free again, as is one whose request, with this same fingerprint, was
+        abandoned while in progress (its process stopped)."""
+        ...
+
+    async def complete(self, client: str, key: str, response: StoredResponse) -> None:
+        """Keep the answer of the claiming request, for retries to get."""
+        ...
+
+    async def release(self, client: str, key: str) -> None:
+        """Free the key of a request that failed, so that a retry runs it again."""
         ...
 
 

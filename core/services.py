@@ -6,8 +6,11 @@ authorization, validation, backup-before-change and the audit trail are written 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from core.authz import Action, Actor, require
 from core.errors import (
@@ -28,9 +31,18 @@ from core.models import (
     ParamChangeRecord,
     Snapshot,
     Source,
+    VersionStatus,
 )
 from core.params import Params, ParamSchema, ParamSpec, ParamValue, Scope, effective_params
 from core.ports import Deps
+
+log = logging.getLogger(__name__)
+Stored = TypeVar("Stored")
+
+# Version 0 of every scope is implicit, never stored: what the scope holds before its first
+# change (the schema's defaults in `global`; nothing of its own, so all inherited, in a level).
+DEFAULTS_VERSION = 0
+_BEFORE_ANY_CHANGE = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,13 @@ class VersionDiff:
     old: ConfigVersion
     new: ConfigVersion
     changes: list[ParamChange]
+
+
+@dataclass(frozen=True)
+class FileOnlyBackup(BackupRecord):
+    """A backup file in the backup directory that the database has no row for (the database
+    was lost or replaced, or a change was interrupted after its backup): restorable by its id
+    all the same, since the file is complete on its own."""
 
 
 # --- reading -----------------------------------------------------------------------
@@ -126,6 +145,8 @@ async def diff_versions(
 
 
 async def _existing_version(deps: Deps, scope: Scope, version: int) -> ConfigVersion:
+    if version == DEFAULTS_VERSION:
+        return await _defaults_version(deps, scope)
     found = await deps.config.get_version(scope, version)
     if found is None:
         latest = await deps.config.active(scope)
@@ -134,14 +155,60 @@ async def _existing_version(deps: Deps, scope: Scope, version: int) -> ConfigVer
     return found
 
 
+async def _defaults_version(deps: Deps, scope: Scope) -> ConfigVersion:
+    """Version 0, as `show` reports it on a scope that never changed: usable like any other
+    in a diff or a restore."""
+    active = await deps.config.active(scope)
+    return ConfigVersion(
+        scope=scope,
+        version=DEFAULTS_VERSION,
+        parameters=_snapshot(deps.schema, scope, None).parameters,
+        status=VersionStatus.ARCHIVED if active else VersionStatus.ACTIVE,
+        author="paramadapt",
+        source=Source.CLI,
+        reason="the defaults, before any change",
+        parent_version=None,
+        created_at=_BEFORE_ANY_CHANGE,
+    )
+
+
 async def list_backups(
     deps: Deps, actor: Actor, scope: Scope | None = None, limit: int = 50
 ) -> list[BackupRecord]:
+    """The newest `limit` backups, newest first: those the database records, and the backup
+    files it does not know (as FileOnlyBackup), e.g. after the database was lost."""
     require(actor, Action.READ)
-    return await deps.config.list_backups(scope, limit)
+    if not 1 <= limit <= 1000:
+        raise ValidationError(f"limit must be between 1 and 1000; got {limit}")
+    recorded = await deps.config.list_backups(scope, limit)
+    try:
+        files = await deps.backups.newest(scope, limit)
+    except OSError as error:
+        log.warning("backup directory not listed, showing recorded backups only: %s", error)
+        files = []
+    # A file among the newest `limit` that is not among the newest `limit` rows either has no
+    # row, or its row is older than all of them (or tied, and listed after them): it never
+    # makes the cut then. Rows go first, so that the stable sort keeps them first on a tie.
+    known = {backup.backup_id for backup in recorded}
+    file_only = [FileOnlyBackup(**vars(b)) for b in files if b.backup_id not in known]
+    listed = sorted([*recorded, *file_only], key=lambda b: b.created_at, reverse=True)
+    return listed[:limit]
 
 
 # --- changing ----------------------------------------------------------------------
+
+# A change made without a reason is recorded with "" and shown as this.
+NO_REASON = "no reason given"
+# Where a person may leave the reason out: Slack (/param set, learning start, the form), as
+# the /param grammar promises. The CLI, the HTTP API and the system always say why.
+_REASON_OPTIONAL = frozenset({Source.SLACK.value})
+
+
+def needs_reason(actor: Actor, reason: str, ask: str) -> None:
+    """The one rule on a reason, for every entry point: refuse an empty one unless the
+    change comes from where a reason is optional. `ask` says what the reason should say."""
+    if not reason.strip() and actor.source not in _REASON_OPTIONAL:
+        raise ValidationError(f"a reason is required: {ask}")
 
 
 async def set_parameter(
@@ -154,8 +221,7 @@ async def set_parameter(
     based_on: int | None = None,
 ) -> ChangeResult:
     def compute(current: Params) -> Params:
-        if not reason.strip():
-            raise ValidationError("a reason is required: say why the value changes")
+        needs_reason(actor, reason, "say why the value changes")
         value = deps.schema.spec(name).parse(raw_value)
         return {**current, name: value}
 
@@ -275,9 +341,8 @@ async def create_backup(deps: Deps, actor: Actor, scope: Scope, reason: str = ""
     except UserError as error:
         await _audit_refusal(deps, actor, Action.BACKUP, scope, {"reason": why}, error)
         raise
-    await deps.config.record_backup(
-        backup, _audit(deps, actor, Action.BACKUP, scope, Outcome.APPLIED, {"id": backup.backup_id})
-    )
+    audit = _audit(deps, actor, Action.BACKUP, scope, Outcome.APPLIED, {"id": backup.backup_id})
+    await _stored_or_discarded(deps, backup, lambda: deps.config.record_backup(backup, audit))
     return backup
 
 
@@ -306,7 +371,8 @@ async def apply_change(
         if not changes:
             await deps.audit.record(_audit(deps, actor, action, scope, Outcome.UNCHANGED, detail))
             return ChangeResult(scope, Outcome.UNCHANGED, [], current, None, snapshot.version)
-        backup = await _write_backup(deps, actor, snapshot, f"before {action.value}: {reason}")
+        why = reason.strip() or NO_REASON
+        backup = await _write_backup(deps, actor, snapshot, f"before {action.value}: {why}")
         new = NewVersion(
             scope=scope,
             parameters=new_params,
@@ -317,11 +383,51 @@ async def apply_change(
             learning_session_id=learning_session_id,
         )
         audit = _audit(deps, actor, action, scope, Outcome.APPLIED, detail)
-        version = await deps.config.commit_version(new, snapshot.version, changes, backup, audit)
+        version = await _stored_or_discarded(
+            deps,
+            backup,
+            lambda: deps.config.commit_version(new, snapshot.version, changes, backup, audit),
+        )
     except UserError as error:
         await _audit_refusal(deps, actor, action, scope, detail, error)
         raise
     return ChangeResult(scope, Outcome.APPLIED, changes, version, backup, snapshot.version)
+
+
+async def _stored_or_discarded(
+    deps: Deps, backup: BackupRecord, store: Callable[[], Awaitable[Stored]]
+) -> Stored:
+    """Store what `backup` was written for (a change, or the backup's own row), or remove its
+    file: a refused change leaves the backup directory as it was. When storing failed with an
+    error of the database rather than a refusal, it may have gone through all the same (a lost
+    connection during COMMIT): the file goes only if the database answers that it has no row
+    for it. A file without a row is listed and restorable; a row whose file is gone is not."""
+    try:
+        return await store()
+    except UserError:  # refused (stale): the transaction was rolled back
+        await _discard_backup(deps, backup)
+        raise
+    except Exception:  # not on cancellation: the file stays, as the outcome is unknown
+        if not await _maybe_committed(deps, backup):
+            await _discard_backup(deps, backup)
+        raise
+
+
+async def _maybe_committed(deps: Deps, backup: BackupRecord) -> bool:
+    try:
+        return await deps.config.has_backup(backup.backup_id)
+    except Exception as error:
+        log.warning(
+            "backup %s kept: the change may have been applied (%s)", backup.backup_id, error
+        )
+        return True
+
+
+async def _discard_backup(deps: Deps, backup: BackupRecord) -> None:
+    try:
+        await deps.backups.discard(backup.backup_id)
+    except OSError as error:  # the change stays refused; the file is only listed as file-only
+        log.warning("backup %s of a change not applied not removed: %s", backup.backup_id, error)
 
 
 def _snapshot(schema: ParamSchema, scope: Scope, current: ConfigVersion | None) -> Snapshot:

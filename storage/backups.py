@@ -2,15 +2,19 @@
 
 Each file is complete on its own (scope, version, parameters, who and why), so a
 restore needs nothing but the file, even after the database was lost. Files are
-written atomically: a temporary file, fsync, rename, fsync of the directory.
+written atomically: a temporary file of its own, fsync, then linked to its final name
+only if that name is still free (a rename that never replaces another writer's backup),
+fsync of the directory. A backup is never seen half-written under its final name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,9 @@ from core.params import Scope
 
 FORMAT = "paramadapt-backup/1"
 _ID = re.compile(r"^(global|HIGH|MEDIUM|LOW)-(\d{8}T\d{12}Z(?:-\d+)?_v\d+)$")
+_FILE = re.compile(r"^(\d{8}T\d{12}Z)(?:-(\d+))?_v\d+\.json$")
+
+log = logging.getLogger(__name__)
 
 
 class FileBackups:
@@ -37,30 +44,39 @@ class FileBackups:
     async def read(self, backup_id: str) -> BackupRecord:
         return await asyncio.to_thread(self._read, backup_id)
 
+    async def discard(self, backup_id: str) -> None:
+        await asyncio.to_thread(self._discard, backup_id)
+
+    async def newest(self, scope: Scope | None, limit: int) -> list[BackupRecord]:
+        return await asyncio.to_thread(self._newest, scope, limit)
+
     def _write(self, snapshot: Snapshot, at: datetime, actor: str, reason: str) -> BackupRecord:
         folder = self.directory / snapshot.scope.value
         folder.mkdir(parents=True, exist_ok=True)
-        path = _free_path(folder, f"{at:%Y%m%dT%H%M%S%f}Z", snapshot.version)
-        record = BackupRecord(
-            backup_id=f"{snapshot.scope.value}-{path.stem}",
-            scope=snapshot.scope,
-            version=snapshot.version,
-            path=str(path.relative_to(self.directory)),
-            created_at=at,
-            actor=actor,
-            reason=reason,
-            parameters=dict(snapshot.parameters),
-        )
-        _write_atomically(path, json.dumps(_document(record), indent=2, sort_keys=True))
-        return record
+        stamp = f"{at:%Y%m%dT%H%M%S%f}Z"
+        suffix = 1
+        while True:  # two backups within one microsecond: keep both, under two names
+            name = f"{stamp}{f'-{suffix}' if suffix > 1 else ''}_v{snapshot.version}.json"
+            path = folder / name
+            suffix += 1
+            if path.exists():
+                continue
+            record = BackupRecord(
+                backup_id=f"{snapshot.scope.value}-{path.stem}",
+                scope=snapshot.scope,
+                version=snapshot.version,
+                path=str(path.relative_to(self.directory)),
+                created_at=at,
+                actor=actor,
+                reason=reason,
+                parameters=dict(snapshot.parameters),
+            )
+            text = json.dumps(_document(record), indent=2, sort_keys=True)
+            if _write_atomically(path, text):
+                return record
 
     def _read(self, backup_id: str) -> BackupRecord:
-        match = _ID.match(backup_id)
-        if not match:  # a malformed id names no backup: not found, and no path to traverse
-            raise NotFoundError(
-                f"no backup '{backup_id}': ids look like global-20261123T030000000000Z_v3"
-            )
-        path = self.directory / match[1] / f"{match[2]}.json"
+        path = self._path(backup_id)
         try:
             document = json.loads(path.read_text())
         except FileNotFoundError:
@@ -69,24 +85,70 @@ class FileBackups:
             raise ValidationError(f"backup '{backup_id}' cannot be read: {error}") from None
         return _record(backup_id, path.relative_to(self.directory), document)
 
+    def _discard(self, backup_id: str) -> None:
+        path = self._path(backup_id)
+        path.unlink(missing_ok=True)
+        _fsync_directory(path.parent)
 
-def _free_path(folder: Path, stamp: str, version: int) -> Path:
-    path = folder / f"{stamp}_v{version}.json"
-    suffix = 1
-    while path.exists():  # two backups within one microsecond: keep both
-        suffix += 1
-        path = folder / f"{stamp}-{suffix}_v{version}.json"
-    return path
+    def _newest(self, scope: Scope | None, limit: int) -> list[BackupRecord]:
+        """The newest `limit` readable backup files, newest first; an unreadable one (not a
+        backup, or damaged) is skipped with a warning, as it could not be restored."""
+        found: list[tuple[tuple[str, int], str]] = []
+        for folder_scope in [scope] if scope is not None else list(Scope):
+            folder = self.directory / folder_scope.value
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                match = _FILE.match(entry.name)
+                if match and entry.is_file():
+                    key = (match[1], int(match[2] or 1))
+                    found.append((key, f"{folder_scope.value}-{entry.name.removesuffix('.json')}"))
+        found.sort(reverse=True)
+        records: list[BackupRecord] = []
+        for _key, backup_id in found:
+            if len(records) == limit:
+                break
+            try:
+                records.append(self._read(backup_id))
+            except (NotFoundError, ValidationError) as error:  # removed meanwhile, or damaged
+                log.warning("backup file skipped: %s", error)
+        return records
+
+    def _path(self, backup_id: str) -> Path:
+        match = _ID.match(backup_id)
+        if not match:  # a malformed id names no backup: not found, and no path to traverse
+            raise NotFoundError(
+                f"no backup '{backup_id}': ids look like global-20261123T030000000000Z_v3"
+            )
+        return self.directory / match[1] / f"{match[2]}.json"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+def _write_atomically(path: Path, text: str) -> bool:
+    """Write `text` as `path` if no file has that name yet; False, nothing written, if one has.
+
+    The text goes to a temporary file of this writer's own, is fsynced, then hard-linked to
+    `path` (atomic, and unlike a rename it fails rather than replace a file of the same name
+    that a concurrent writer published first), the temporary name removed, the directory
+    fsynced. On any failure the temporary file is removed and `path` is not created.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(temporary)
+    _fsync_directory(path.parent)
+    return True
+
+
+def _fsync_directory(folder: Path) -> None:
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:

@@ -153,6 +153,11 @@ class SqlConfigStore:
             rows = (await session.execute(query)).scalars().all()
         return [_backup_record(row) for row in rows]
 
+    async def has_backup(self, backup_id: str) -> bool:
+        query = select(exists().where(ConfigBackupRow.id == backup_id))
+        async with self._sessions() as session:
+            return bool(await session.scalar(query))
+
     async def record(self, entry: AuditEntry) -> None:
         async with self._sessions.begin() as session:
             session.add(audit_row(entry))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from core.authz import Actor, Role
 from core.errors import BackupFailedError, PermissionDeniedError, StaleVersionError
 from core.models import Outcome, VersionStatus
 from core.params import Scope
+from storage.db import SQLITE_BUSY_TIMEOUT_MS
 from storage.tables import ConfigVersionRow
 
 ADMIN = Actor.having("U0ADMIN", "slack", Role.ADMIN)
@@ -148,27 +150,65 @@ async def test_a_write_based_on_a_stale_version_is_refused(runtime: Runtime) -> 
     assert active is not None and active.parameters["min_confidence"] == 0.55
 
 
+def backup_files(backup_dir: Path) -> set[str]:
+    """Every file under the backup directory, temporary ones included."""
+    return {str(p.relative_to(backup_dir)) for p in backup_dir.rglob("*") if p.is_file()}
+
+
+async def race_on_version_1(settings: Settings) -> list[services.ChangeResult | None]:
+    """Eight processes' worth of writers (own engines and connections) change long_rsi_entry
+    based on version 1 at once; None for each writer refused as stale."""
+
+    async def writer(value: int) -> services.ChangeResult | None:
+        async with open_runtime(settings, upgrade=False) as mine:
+            try:
+                return await _set(mine, "long_rsi_entry", str(value), based_on=1)
+            except StaleVersionError:
+                return None
+
+    return await asyncio.gather(*(writer(v) for v in range(31, 39)))
+
+
 async def test_concurrent_writers_on_the_same_version_let_exactly_one_through(
     settings: Settings,
 ) -> None:
-    """Eight processes' worth of writers (own engines and connections) race on version 1."""
     async with open_runtime(settings) as first:
         await _set(first, "long_adx_min", "20")  # version 1 exists
 
-    async def writer(value: int) -> str:
-        async with open_runtime(settings, upgrade=False) as mine:
-            try:
-                await _set(mine, "long_rsi_entry", str(value), based_on=1)
-            except StaleVersionError:
-                return "stale"
-            return "applied"
-
-    outcomes = await asyncio.gather(*(writer(v) for v in range(31, 39)))
-    assert sorted(outcomes) == ["applied"] + ["stale"] * 7
+    results = await race_on_version_1(settings)
+    assert [r is None for r in results].count(True) == 7
     async with open_runtime(settings, upgrade=False) as after:
         versions = await after.store.list_versions(Scope.GLOBAL, 10)
     assert [v.version for v in versions] == [2, 1]
     assert [v.status for v in versions] == [VersionStatus.ACTIVE, VersionStatus.ARCHIVED]
+
+
+async def test_writers_refused_in_a_race_leave_no_backup_file_behind(
+    settings: Settings, backup_dir: Path
+) -> None:
+    async with open_runtime(settings) as first:
+        await _set(first, "long_adx_min", "20")  # version 1 exists
+    before = backup_files(backup_dir)
+
+    results = await race_on_version_1(settings)
+
+    [applied] = [r for r in results if r is not None]
+    assert applied.backup is not None
+    assert backup_files(backup_dir) == before | {applied.backup.path}
+    async with open_runtime(settings, upgrade=False) as after:
+        rows = await after.store.list_backups(None, 100)
+    assert {b.path for b in rows} == backup_files(backup_dir)
+
+
+async def test_a_refused_change_leaves_the_backup_directory_as_it_was(
+    runtime: Runtime, backup_dir: Path
+) -> None:
+    await _set(runtime, "min_confidence", "0.6")
+    await _set(runtime, "min_confidence", "0.55")
+    before = backup_files(backup_dir)
+    with pytest.raises(StaleVersionError):
+        await _set(runtime, "min_confidence", "0.5", based_on=1)
+    assert backup_files(backup_dir) == before
 
 
 async def test_concurrent_read_modify_write_loops_lose_no_update(settings: Settings) -> None:
@@ -197,6 +237,83 @@ async def test_concurrent_read_modify_write_loops_lose_no_update(settings: Setti
     assert active is not None
     assert active.parameters["max_position_size"] == 30
     assert active.version == 21
+
+
+# --- version 0: the defaults before any change ------------------------------------------
+
+
+async def test_a_fresh_scope_shows_version_0_with_the_defaults(runtime: Runtime) -> None:
+    view = await services.show_parameters(runtime.deps, ADMIN, Scope.GLOBAL)
+    assert view.version == 0
+    assert {row.spec.name: row.value for row in view.rows} == runtime.deps.schema.defaults()
+
+
+async def test_diff_from_version_0_shows_every_change_since_the_defaults(
+    runtime: Runtime,
+) -> None:
+    await _set(runtime, "min_confidence", "0.6")
+    await _set(runtime, "long_rsi_entry", "35")
+    diff = await services.diff_versions(runtime.deps, ADMIN, Scope.GLOBAL, 0, 2)
+    assert (diff.old.version, diff.new.version) == (0, 2)
+    assert [(c.parameter, c.old, c.new) for c in diff.changes] == [
+        ("min_confidence", 0.65, 0.6),
+        ("long_rsi_entry", 30, 35),
+    ]
+
+
+async def test_diff_0_1_history_and_show_agree_on_version_0(runtime: Runtime) -> None:
+    shown = await services.show_parameters(runtime.deps, ADMIN, Scope.GLOBAL, "min_confidence")
+    await _set(runtime, "min_confidence", "0.6")
+    diff = await services.diff_versions(runtime.deps, ADMIN, Scope.GLOBAL, 0, 1)
+    (change,) = await services.parameter_history(runtime.deps, ADMIN, Scope.GLOBAL)
+    assert shown.version == change.from_version == diff.old.version == 0
+    assert [(c.parameter, c.old, c.new) for c in diff.changes] == [
+        (change.parameter, change.old, change.new)
+    ]
+    assert change.old == shown.rows[0].value
+
+
+async def test_diff_from_version_0_of_a_level_shows_its_values_as_once_inherited(
+    runtime: Runtime,
+) -> None:
+    await _set(runtime, "long_rsi_entry", "35", scope=Scope.HIGH)
+    diff = await services.diff_versions(runtime.deps, ADMIN, Scope.HIGH, 0, 1)
+    assert [(c.parameter, c.old, c.new) for c in diff.changes] == [("long_rsi_entry", None, 35)]
+
+
+async def test_restore_0_brings_global_back_to_the_defaults_as_a_new_version(
+    runtime: Runtime,
+) -> None:
+    await _set(runtime, "min_confidence", "0.6")
+    await _set(runtime, "long_rsi_entry", "35")
+    restored = await services.restore_version(runtime.deps, ADMIN, Scope.GLOBAL, 0)
+    assert restored.version is not None and restored.backup is not None
+    assert restored.version.version == 3
+    assert restored.version.parameters == runtime.deps.schema.defaults()
+    assert restored.version.source.value == "restore"
+    assert restored.backup.version == 2
+    view = await services.show_parameters(runtime.deps, ADMIN, Scope.GLOBAL)
+    assert {row.origin for row in view.rows} == {"global"}
+    assert view.version == 3
+
+
+async def test_restore_0_makes_a_level_inherit_everything_again(runtime: Runtime) -> None:
+    await _set(runtime, "min_confidence", "0.6")
+    await _set(runtime, "long_rsi_entry", "35", scope=Scope.HIGH)
+    restored = await services.restore_version(runtime.deps, ADMIN, Scope.HIGH, 0)
+    assert restored.version is not None and restored.version.parameters == {}
+    high, _ = await services.effective_parameters(runtime.deps, Scope.HIGH)
+    glob, _ = await services.effective_parameters(runtime.deps, Scope.GLOBAL)
+    assert high == glob
+
+
+async def test_restore_0_on_a_scope_never_changed_changes_nothing(
+    runtime: Runtime, backup_dir: Path
+) -> None:
+    result = await services.restore_version(runtime.deps, ADMIN, Scope.GLOBAL, 0)
+    assert result.outcome is Outcome.UNCHANGED
+    assert await runtime.store.active(Scope.GLOBAL) is None
+    assert not backup_dir.exists()
 
 
 async def test_the_database_itself_refuses_a_second_active_version(runtime: Runtime) -> None:
@@ -278,3 +395,47 @@ async def test_stored_timestamps_come_back_timezone_aware(runtime: Runtime) -> N
     assert result.version is not None
     assert created == result.version.created_at
     assert created.utcoffset() is not None
+
+
+# --- SQLite connections ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_sqlite_connections_use_wal_and_wait_for_a_busy_database(
+    runtime: Runtime,
+) -> None:
+    async with runtime.engine.connect() as connection:
+        mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+        timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+    assert (mode, timeout) == ("wal", SQLITE_BUSY_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_sqlite_file_is_in_wal_mode_for_every_other_connection(
+    runtime: Runtime, database_url: str
+) -> None:
+    path = database_url.removeprefix("sqlite+aiosqlite:///")
+    other = sqlite3.connect(path)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_change_waits_for_another_process_holding_the_sqlite_write_lock(
+    runtime: Runtime, database_url: str
+) -> None:
+    """Another process (the CLI, say) is writing: the change waits its turn instead of
+    failing with "database is locked"."""
+    other = sqlite3.connect(database_url.removeprefix("sqlite+aiosqlite:///"))
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        change = asyncio.create_task(_set(runtime, "min_confidence", "0.6"))
+        await asyncio.sleep(0.5)  # long enough for the change to meet the lock
+        assert not change.done()  # waiting in the busy timeout, not failed
+        other.rollback()
+        result = await asyncio.wait_for(change, timeout=15)
+    finally:
+        other.close()
+    assert result.outcome is Outcome.APPLIED
