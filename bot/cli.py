@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import json
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,8 +26,10 @@ from bot.local_token import with_local_engine_token
 from bot.runtime import Runtime, cli_actor, open_runtime
 from bot.webhook.operator_routes import parse_window
 from core import blocked_insights, learning, optimization, services
+from core.authz import Action
 from core.backtest import BacktestSettings
 from core.errors import UserError, ValidationError
+from core.models import AuditEntry, Outcome
 from core.optimizer import Method
 from core.params import Scope
 from storage.db import mask_url
@@ -84,9 +90,14 @@ def _db_commands(commands: Any) -> None:
     db.add_parser("upgrade", help="create or upgrade the schema to the latest migration")
 
 
-def _scope_option(parser: argparse.ArgumentParser) -> None:
+def _scope_option(parser: argparse.ArgumentParser, *, change: bool = False) -> None:
+    """`change`: the handler parses the scope (`_change_scope`), so a bad one is refused
+    like any other bad change: one line, exit 2, and a row in the audit log."""
     parser.add_argument(
-        "--scope", type=_scope, default=Scope.GLOBAL, help="global (default), HIGH, MEDIUM or LOW"
+        "--scope",
+        type=str if change else _scope,
+        default=Scope.GLOBAL.value if change else Scope.GLOBAL,
+        help="global (default), HIGH, MEDIUM or LOW",
     )
 
 
@@ -111,13 +122,14 @@ def _params_commands(commands: Any) -> None:
     set_ = params.add_parser("set", help="change one parameter (backed up first)")
     set_.add_argument("name")
     set_.add_argument("value")
-    _scope_option(set_)
-    set_.add_argument("--reason", required=True, help="why the value changes (required)")
+    _scope_option(set_, change=True)
+    # required by core, not argparse: a change refused for want of a reason is audited
+    set_.add_argument("--reason", default="", help="why the value changes (required)")
     _based_on_option(set_)
 
     reset = params.add_parser("reset", help="back to the default (global) or inherit (levels)")
     reset.add_argument("name")
-    _scope_option(reset)
+    _scope_option(reset, change=True)
     reset.add_argument("--reason", default="", help="why")
     _based_on_option(reset)
 
@@ -135,7 +147,7 @@ def _params_commands(commands: Any) -> None:
     target = restore.add_mutually_exclusive_group(required=True)
     target.add_argument("version", type=int, nargs="?", metavar="VERSION")
     target.add_argument("--backup", metavar="ID", help="restore from a backup file")
-    _scope_option(restore)
+    _scope_option(restore, change=True)
     restore.add_argument("--reason", default="", help="why")
     _based_on_option(restore)
 
@@ -277,16 +289,40 @@ async def _params_show(runtime: Runtime, args: argparse.Namespace) -> None:
     )
 
 
+async def _change_scope(runtime: Runtime, args: argparse.Namespace, action: Action) -> Scope:
+    """The scope of a change; one that does not exist is refused and audited, as core
+    audits every other refused change (core's use cases take a Scope, not its text)."""
+    try:
+        return Scope.parse(args.scope)
+    except UserError as error:
+        actor = cli_actor()
+        given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
+        await runtime.deps.audit.record(
+            AuditEntry(
+                at=runtime.deps.clock.now(),
+                actor=actor.id,
+                source=actor.source,
+                action=action.value,
+                target=args.scope[:128],
+                outcome=Outcome.REFUSED,
+                detail={**given, "error": str(error)},
+            )
+        )
+        raise
+
+
 async def _params_set(runtime: Runtime, args: argparse.Namespace) -> None:
+    scope = await _change_scope(runtime, args, Action.SET)
     result = await services.set_parameter(
-        runtime.deps, cli_actor(), args.scope, args.name, args.value, args.reason, args.based_on
+        runtime.deps, cli_actor(), scope, args.name, args.value, args.reason, args.based_on
     )
     print(render.change_result(result))
 
 
 async def _params_reset(runtime: Runtime, args: argparse.Namespace) -> None:
+    scope = await _change_scope(runtime, args, Action.RESET)
     result = await services.reset_parameter(
-        runtime.deps, cli_actor(), args.scope, args.name, args.reason, args.based_on
+        runtime.deps, cli_actor(), scope, args.name, args.reason, args.based_on
     )
     print(render.change_result(result))
 
@@ -304,14 +340,14 @@ async def _params_diff(runtime: Runtime, args: argparse.Namespace) -> None:
 
 
 async def _params_restore(runtime: Runtime, args: argparse.Namespace) -> None:
-    actor = cli_actor()
+    actor, scope = cli_actor(), await _change_scope(runtime, args, Action.RESTORE)
     if args.backup:
         result = await services.restore_backup(
             runtime.deps, actor, args.backup, args.reason, args.based_on
         )
     else:
         result = await services.restore_version(
-            runtime.deps, actor, args.scope, args.version, args.reason, args.based_on
+            runtime.deps, actor, scope, args.version, args.reason, args.based_on
         )
     print(render.change_result(result))
 
@@ -323,7 +359,11 @@ async def _backup_create(runtime: Runtime, args: argparse.Namespace) -> None:
 
 async def _backup_list(runtime: Runtime, args: argparse.Namespace) -> None:
     backups = await services.list_backups(runtime.deps, cli_actor(), args.scope, args.limit)
-    print(render.backups(backups))
+    if not backups:
+        print(render.backups([]))
+    for backup in backups:  # the id comes first: what `params restore --backup ID` takes
+        mark = "  [file only]" if isinstance(backup, services.FileOnlyBackup) else ""
+        print(render.backups([backup]) + mark)
 
 
 async def _learning_start(runtime: Runtime, args: argparse.Namespace) -> None:
@@ -433,8 +473,6 @@ def _config_check(args: argparse.Namespace, env: dict[str, str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
-    import os
-
     args = build_parser().parse_args(argv)
     env = dict(os.environ) if env is None else env
     if args.command == "simulate":  # a client of the HTTP API: no database, no bot settings
@@ -448,12 +486,16 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         return _fail(f"configuration error: {error}")
     _configure_logging(settings, verbose=args.command == "run")
     if args.command == "run":
+        if problem := _cannot_listen(settings.host, settings.port):
+            return _fail(problem, 1)
         settings = with_local_engine_token(settings)
     try:
         asyncio.run(_execute(settings, args))
     except UserError as error:
         return _fail(str(error))
     except (OperationalError, DBAPIError, OSError) as error:
+        if isinstance(error, OSError) and _BIND_FAILED in str(error):  # taken since the check
+            return _fail(_listen_problem(settings.host, settings.port, error), 1)
         log.debug("database error", exc_info=True)
         return _fail(
             f"database unavailable ({mask_url(settings.database_url)}): {_first_line(error)}", 1
@@ -478,6 +520,35 @@ def _configure_logging(settings: Settings, *, verbose: bool) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# asyncio's create_server (under aiohttp's TCPSite) words a failed bind this way
+_BIND_FAILED = "error while attempting to bind on address"
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the HTTP server could not listen on host:port (a taken port, an unknown host),
+    found by binding every address it would bind, as asyncio does, and letting go."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with contextlib.ExitStack() as bound:
+            for family, kind, proto, _, address in dict.fromkeys(found):
+                sock = bound.enter_context(socket.socket(family, kind, proto))
+                if os.name == "posix":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except OSError as error:
+        return _listen_problem(host, port, error)
+    return None
+
+
+def _listen_problem(host: str, port: int, error: OSError) -> str:
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    code = error.errno or 0  # a resolver error (socket.gaierror) has its own numbers
+    reason = os.strerror(code) if code in errno.errorcode else (error.strerror or str(error))
+    return f"HOST/PORT: cannot listen on {where}: {reason[:1].lower()}{reason[1:]}"
 
 
 def _fail(message: str, code: int = 2) -> int:

@@ -7,10 +7,12 @@ holds each one. A misconfiguration raises ConfigError naming the setting and the
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -52,10 +54,28 @@ SECTIONS = {
     "digest",
     "blocked_insights",
 }
+SECTION_KEYS: Mapping[str, tuple[str, ...]] = {
+    "slack": ("risk_channel", "alert_expiry_minutes"),
+    "overrides": ("ttl_minutes",),
+    "http": ("max_body_bytes",),
+    "learning": tuple(f.name for f in dataclasses.fields(LearningPolicy)),
+}
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_HOST = re.compile(r"^[A-Za-z0-9._:%-]+$")
+# No setting in the file is a secret (a key ending in _env names the variable holding one),
+# so a key named like a secret is a secret put in the wrong place.
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|private_?key|credential", re.I)
+_SECRET_VARIABLES = {
+    "bot_token": "SLACK_BOT_TOKEN",
+    "app_token": "SLACK_APP_TOKEN",
+    "signing_secret": "SLACK_SIGNING_SECRET",
+    "webhook_secret": "ENGINE_WEBHOOK_SECRET",
+}
 
 
 Parsed = TypeVar("Parsed")
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -92,7 +112,7 @@ class Settings:
     slack_api_url: str = DEFAULT_SLACK_API_URL
     engine_webhook_secret: str = field(default="", repr=False)
     engine_callback_url: str = ""
-    alert_expiry_minutes: int = 15
+    alert_expiry_minutes: float = 15  # fractions allowed (0.5: 30 seconds)
     override_ttl_minutes: int = 15
     max_body_bytes: int = 1_048_576
     learning: LearningPolicy = field(default_factory=LearningPolicy)
@@ -170,30 +190,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     config_file = Path(env["PARAMADAPT_CONFIG"]) if env.get("PARAMADAPT_CONFIG") else None
     document = _read_toml(config_file) if config_file else {}
     where = f"PARAMADAPT_CONFIG ({config_file})"
-    slack = _table(document, "slack", where)
+    slack = _section(document, "slack", where)
     return Settings(
         database_url=_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
         backup_dir=Path(env.get("BACKUP_DIR") or "./var/backups"),
-        host=env.get("HOST") or "127.0.0.1",
+        host=_host(env.get("HOST")),
         port=_port(env.get("PORT")),
         log_level=_log_level(env.get("LOG_LEVEL")),
         config_file=config_file,
         risk_channel=_risk_channel(env, slack, where),
-        roles=_roles(document.get("roles", {}), where),
+        roles=_roles(_table(document, "roles", where), where),
         api_tokens=_api_tokens(document.get("api_tokens", []), env, where),
         schema=_schema(document.get("parameters", {}), where),
         **_slack_secrets(env),
         slack_api_url=_http_url("SLACK_API_URL", env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL),
         engine_webhook_secret=env.get("ENGINE_WEBHOOK_SECRET", ""),
         engine_callback_url=_http_url("ENGINE_CALLBACK_URL", env.get("ENGINE_CALLBACK_URL", "")),
-        alert_expiry_minutes=_whole(slack, "alert_expiry_minutes", 15, f"{where}: slack"),
+        alert_expiry_minutes=_minutes(slack, "alert_expiry_minutes", 15, f"{where}: slack"),
         override_ttl_minutes=_whole(
-            _table(document, "overrides", where), "ttl_minutes", 15, f"{where}: overrides"
+            _section(document, "overrides", where), "ttl_minutes", 15, f"{where}: overrides"
         ),
         max_body_bytes=_whole(
-            _table(document, "http", where), "max_body_bytes", 1_048_576, f"{where}: http"
+            _section(document, "http", where), "max_body_bytes", 1_048_576, f"{where}: http"
         ),
-        learning=_learning(_table(document, "learning", where), f"{where}: learning"),
+        learning=_learning(_section(document, "learning", where), f"{where}: learning"),
         market_data_dir=Path(env["MARKET_DATA_DIR"]) if env.get("MARKET_DATA_DIR") else None,
         optimizer=_optimizer(_table(document, "optimizer", where), f"{where}: optimizer"),
         jobs=_jobs(_table(document, "jobs", where), f"{where}: jobs"),
@@ -252,7 +272,50 @@ def _table(document: Mapping[str, Any], name: str, where: str) -> dict[str, Any]
     table = document.get(name, {})
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [{name}] must be a table")
+    _refuse_secrets(table, where, name)
     return table
+
+
+def _section(document: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    """A section bot.config reads itself: only the keys SECTION_KEYS lists."""
+    table = _table(document, name, where)
+    _check_keys(table, SECTION_KEYS[name], where, name)
+    return table
+
+
+def _check_keys(table: Mapping[str, Any], known: Iterable[str], where: str, section: str) -> None:
+    """Refuse, in one line, a key `section` does not take: a secret is sent to the
+    environment, a typo is shown the closest known key."""
+    known = list(known)
+    unknown = sorted(set(table) - set(known))
+    typos = {key for key in unknown if difflib.get_close_matches(key, known, n=1, cutoff=0.85)}
+    _refuse_secrets([key for key in unknown if key not in typos], where, section)
+    if unknown:
+        raise ConfigError(
+            f"{where}: {section}: unknown key(s) {', '.join(unknown)}; "
+            f"{_did_you_mean(unknown[0], known)}known: {', '.join(known)}"
+        )
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _refuse_secrets(keys: Iterable[str], where: str, section: str = "") -> None:
+    for key in keys:
+        if _SECRET_KEY.search(key) and not key.endswith("_env"):
+            name = f"{section}.{key}" if section else key
+            raise ConfigError(f"{where}: {name}: {_secret_advice(section, key)}")
+
+
+def _secret_advice(section: str, key: str) -> str:
+    short = key.lower().removeprefix("slack_").removeprefix("engine_")
+    if short in _SECRET_VARIABLES:
+        return f"secrets come from the environment; set {_SECRET_VARIABLES[short]} instead"
+    if section.startswith("api_tokens"):
+        return "secrets come from the environment; name the variable that holds it in token_env"
+    return "secrets come from the environment, never from this file"
 
 
 def _whole(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
@@ -262,13 +325,18 @@ def _whole(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
     return value
 
 
+def _minutes(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 525_600:
+        raise ConfigError(
+            f"{where}.{key}: must be a number of minutes above 0 and at most a year "
+            f"(such as 15 or 0.5), got {value!r}"
+        )
+    return value
+
+
 def _learning(table: Mapping[str, Any], where: str) -> LearningPolicy:
     defaults = dataclasses.asdict(LearningPolicy())
-    unknown = set(table) - set(defaults)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(defaults)}"
-        )
     policy = LearningPolicy(
         **{key: _whole(table, key, value, where) for key, value in defaults.items()}
     )
@@ -286,10 +354,26 @@ def _http_url(name: str, raw: str) -> str:
 def _slack_secrets(env: Mapping[str, str]) -> dict[str, str]:
     bot, app = env.get("SLACK_BOT_TOKEN", ""), env.get("SLACK_APP_TOKEN", "")
     signing = env.get("SLACK_SIGNING_SECRET", "")
-    if bot and not bot.startswith("xoxb-"):
-        raise ConfigError("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")
-    if app and not app.startswith("xapp-"):
-        raise ConfigError("SLACK_APP_TOKEN: must be an app-level token starting with xapp-")
+    # Slack's own tokens say what they are; refuse only the clear mix-ups. A stand-in for
+    # Slack may issue tokens of any form: those are taken, with a warning (never the value).
+    if bot.startswith("xapp-"):
+        raise ConfigError(
+            "SLACK_BOT_TOKEN: holds an app-level token (xapp-); it takes the bot token (xoxb-), "
+            "and SLACK_APP_TOKEN the app-level one: are the two swapped?"
+        )
+    if app.startswith(("xoxb-", "xoxp-")):
+        raise ConfigError(
+            "SLACK_APP_TOKEN: holds a bot or user token (xoxb-/xoxp-); it takes the app-level "
+            "token (xapp-), and SLACK_BOT_TOKEN the bot token: are the two swapped?"
+        )
+    for name, value, prefix in (
+        ("SLACK_BOT_TOKEN", bot, "xoxb-"),
+        ("SLACK_APP_TOKEN", app, "xapp-"),
+    ):
+        if value and not value.startswith(prefix):
+            log.warning(
+                "%s does not start with %s as Slack's tokens do; using it as given", name, prefix
+            )
     if bot and not (app or signing):
         raise ConfigError(
             "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) "
@@ -312,11 +396,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{where}: cannot be read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{where}: not valid TOML: {error}") from None
-    unknown = set(document) - SECTIONS
+    unknown = sorted(set(document) - SECTIONS)
+    _refuse_secrets(unknown, where)
     if unknown:
         raise ConfigError(
-            f"{where}: unknown section(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(SECTIONS))}"
+            f"{where}: unknown section(s) {', '.join(unknown)}; "
+            f"{_did_you_mean(unknown[0], SECTIONS)}known: {', '.join(sorted(SECTIONS))}"
         )
     return document
 
@@ -326,6 +411,16 @@ def _database_url(raw: str) -> str:
         return normalize_url(raw).render_as_string(hide_password=False)
     except DatabaseUrlError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
+
+
+def _host(raw: str | None) -> str:
+    if raw is None or raw == "":
+        return "127.0.0.1"
+    if not _HOST.match(raw):
+        raise ConfigError(
+            f"HOST: must be a host name or IP address such as 127.0.0.1 or 0.0.0.0, got {raw!r}"
+        )
+    return raw
 
 
 def _port(raw: str | None) -> int:
@@ -347,14 +442,13 @@ def _risk_channel(env: Mapping[str, str], slack: Mapping[str, Any], where: str) 
     channel = env.get("RISK_CHANNEL") or slack.get("risk_channel", "#risk-blocked")
     if not isinstance(channel, str) or not channel.strip():
         raise ConfigError(
-            f"{where}: slack.risk_channel must be a channel name such as #risk-blocked"
+            f"{where}: slack.risk_channel must be a channel name (#name, such as "
+            "#risk-blocked) or a channel id (C…)"
         )
     return channel
 
 
-def _roles(raw: Any, where: str) -> dict[str, tuple[str, ...]]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [roles] must be a table")
+def _roles(raw: Mapping[str, Any], where: str) -> dict[str, tuple[str, ...]]:
     unknown = set(raw) - set(ROLE_NAMES)
     if unknown:
         raise ConfigError(
@@ -380,8 +474,9 @@ def _api_tokens(raw: Any, env: Mapping[str, str], where: str) -> tuple[ApiToken,
     tokens: list[ApiToken] = []
     for index, entry in enumerate(raw):
         label = f"{where}: api_tokens[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"name", "token_env", "scopes"}:
-            raise ConfigError(f"{label}: takes only name, token_env and scopes")
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{label}: must be a table of name, token_env and scopes")
+        _check_keys(entry, ("name", "token_env", "scopes"), where, f"api_tokens[{index}]")
         name, token_env, scopes = entry.get("name"), entry.get("token_env"), entry.get("scopes")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{label}: name is required")

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from bot.cli import main
 from storage.db import create_engine
-from storage.tables import ConfigBackupRow, ConfigVersionRow, ParameterChangeRow
+from storage.tables import AuditLogRow, ConfigBackupRow, ConfigVersionRow, ParameterChangeRow
+from tests.conftest import POSTGRES_URL
+from tests.process import BIN
 
 
 @pytest.fixture
@@ -44,6 +55,23 @@ def state(env: dict[str, str]) -> tuple[object, ...]:
 
     files = sorted(str(p) for p in Path(env["BACKUP_DIR"]).rglob("*"))
     return (asyncio.run(dump()), files)
+
+
+def rows(env: dict[str, str], *columns: Any) -> list[Any]:
+    """`columns` of every row of their table, in insertion order."""
+
+    async def read() -> list[Any]:
+        engine = create_engine(env["DATABASE_URL"])
+        async with engine.connect() as connection:
+            found = (await connection.execute(select(*columns).order_by(columns[0]))).all()
+        await engine.dispose()
+        return list(found)
+
+    return asyncio.run(read())
+
+
+def audit_log(env: dict[str, str]) -> list[Any]:
+    return rows(env, AuditLogRow.id, AuditLogRow.action, AuditLogRow.outcome, AuditLogRow.detail)
 
 
 def test_set_prints_the_change_and_the_backup(
@@ -105,35 +133,59 @@ def test_backup_create_and_list(env: dict[str, str], capsys: pytest.CaptureFixtu
     assert "before the FOMC" in capsys.readouterr().out
 
 
+def changes_refused(*cases: tuple[list[str], str]) -> Any:
+    return pytest.mark.parametrize(
+        ("argv", "message"), [pytest.param(*c, id=" ".join(c[0])) for c in cases]
+    )
+
+
+@changes_refused(
+    (["params", "set", "min_confidense", "0.6", "--reason", "r"], "did you mean 'min_confidence'"),
+    (["params", "set", "min_confidence", "1.6", "--reason", "r"], "must be a number from 0 to 1"),
+    (["params", "set", "long_rsi_entry", "abc", "--reason", "r"], "must be a whole number"),
+    (
+        ["params", "set", "min_confidence", "0.5", "--reason", "r", "--based-on", "0"],
+        "global changed since version 0: the active version is 1",
+    ),
+    (["params", "set", "min_confidence", "0.5"], "a reason is required: say why the value changes"),
+    (["params", "set", "min_confidence", "0.5", "--reason", "  "], "a reason is required"),
+    (
+        ["params", "set", "min_confidence", "0.5", "--reason", "r", "--scope", "X"],
+        "unknown scope 'X'; use one of: global, HIGH, MEDIUM, LOW",
+    ),
+    (["params", "reset", "min_confidence", "--scope", "X"], "unknown scope 'X'"),
+    (["params", "restore", "1", "--scope", "X"], "unknown scope 'X'"),
+    (["params", "restore", "7"], "global has no version 7"),
+    (["params", "restore", "--backup", "../../etc/passwd"], "no backup '../../etc/passwd'"),
+    (["params", "restore", "--backup", "global-20200101T000000000000Z_v1"], "no backup"),
+)
+def test_a_refused_change_exits_2_with_one_line_is_audited_and_changes_nothing(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    run(env, "params", "set", "min_confidence", "0.6", "--reason", "baseline")
+    capsys.readouterr()
+    before, audited = state(env), len(audit_log(env))
+
+    code = run(env, *argv)
+
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith("paramadapt: error: ")
+    assert message in line
+    assert state(env) == before
+    [(_, action, outcome, detail)] = audit_log(env)[audited:]
+    assert (action, outcome) == (argv[1], "refused")
+    assert detail["error"] == line.removeprefix("paramadapt: error: ")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (
-            ["params", "set", "min_confidense", "0.6", "--reason", "r"],
-            "did you mean 'min_confidence'",
-        ),
-        (
-            ["params", "set", "min_confidence", "1.6", "--reason", "r"],
-            "must be a number from 0 to 1",
-        ),
-        (["params", "set", "long_rsi_entry", "abc", "--reason", "r"], "must be a whole number"),
-        (
-            ["params", "set", "min_confidence", "0.5", "--reason", "r", "--based-on", "0"],
-            "changed since version 0",
-        ),
-        (
-            ["params", "set", "min_confidence", "0.5"],
-            "the following arguments are required: --reason",
-        ),
-        (["params", "set", "min_confidence", "0.5", "--reason", "  "], "a reason is required"),
-        (
-            ["params", "set", "min_confidence", "0.5", "--reason", "r", "--scope", "X"],
-            "unknown scope 'X'",
-        ),
-        (["params", "restore", "7"], "global has no version 7"),
-        (["params", "restore", "--backup", "../../etc/passwd"], "no backup '../../etc/passwd'"),
-        (["params", "restore", "--backup", "global-20200101T000000000000Z_v1"], "no backup"),
         (["params", "diff", "1", "9"], "global has no version 9"),
+        (["params", "history", "--limit", "0"], "limit must be between 1 and 1000"),
+        (["params", "show", "--scope", "X"], "unknown scope 'X'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_changes_nothing(
@@ -149,3 +201,164 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     assert len(captured.err.strip().splitlines()) == 1
     assert message in captured.err
     assert state(env) == before
+
+
+RACERS = 6
+
+
+def racer(env: dict[str, str], value: str) -> subprocess.Popen[str]:
+    """A separate `paramadapt` process setting min_confidence on top of version 1."""
+    argv = ["params", "set", "min_confidence", value, "--reason", "race", "--based-on", "1"]
+    return subprocess.Popen(
+        [str(BIN), *argv],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextlib.contextmanager
+def commits_held(env: dict[str, str], until: Callable[[], bool]) -> Iterator[None]:
+    """On PostgreSQL, hold back every commit of a version (reads go on) until `until()`, so
+    racers all read the same version and race at the commit itself. SQLite runs every
+    transaction BEGIN IMMEDIATE, reads too: there the racers simply run side by side."""
+    url = make_url(env["DATABASE_URL"])
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as connection:
+        connection.execute("LOCK TABLE config_versions IN EXCLUSIVE MODE")
+        yield
+        deadline = time.monotonic() + 90
+        while not until():
+            assert time.monotonic() < deadline, "the racers never all reached the commit"
+            time.sleep(0.1)
+
+
+def backup_files(env: dict[str, str]) -> list[Path]:
+    return list(Path(env["BACKUP_DIR"]).rglob("*.json"))
+
+
+def test_parallel_processes_changing_the_same_version_one_wins_the_others_are_told_it_is_stale(
+    env: dict[str, str],
+) -> None:
+    assert run(env, "params", "set", "min_confidence", "0.6", "--reason", "baseline") == 0
+    values = [f"0.{50 + n}" for n in range(RACERS)]
+    # each racer backs up version 1 just before it commits
+    with commits_held(env, until=lambda: len(backup_files(env)) == 1 + RACERS):
+        racers = [racer(env, value) for value in values]
+    ended = [(r.wait(120), *r.communicate(timeout=15)) for r in racers]
+
+    assert sorted(code for code, _, _ in ended) == [0] + [2] * (RACERS - 1), ended
+    for code, out, err in ended:  # stale when read, or when committing after the winner
+        if code == 2:
+            [line] = err.splitlines()
+            assert out == ""
+            assert line.startswith("paramadapt: error: global changed since version 1: ")
+            assert line.endswith("Review the current values and try again.")
+    winner = next(value for value, (code, _, _) in zip(values, ended, strict=True) if code == 0)
+    versions = rows(
+        env,
+        ConfigVersionRow.id,
+        ConfigVersionRow.scope,
+        ConfigVersionRow.version,
+        ConfigVersionRow.status,
+        ConfigVersionRow.parameters,
+    )
+    active = [
+        (scope, version, p) for _, scope, version, status, p in versions if status == "ACTIVE"
+    ]
+    assert [(scope, version) for scope, version, _ in active] == [("global", 2)]
+    assert active[0][2]["min_confidence"] == float(winner)
+    assert len(backup_files(env)) == len(rows(env, ConfigBackupRow.id)) == 2
+
+
+def test_run_on_a_busy_port_says_it_cannot_listen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "paramadapt.db"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "PORT": str(port)}
+
+        code = run(env, "run")
+
+    assert code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"paramadapt: error: HOST/PORT: cannot listen on 127.0.0.1:{port}: address already in use"
+    ]
+    assert not database.exists()
+
+
+def test_run_on_a_host_that_does_not_resolve_says_it_cannot_listen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'paramadapt.db'}"}
+
+    code = run({**env, "HOST": "no-such-host.invalid", "PORT": "18931"}, "run")
+
+    assert code == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "paramadapt: error: HOST/PORT: cannot listen on no-such-host.invalid:18931: "
+    )
+
+
+def lose_the_database(database_url: str) -> None:
+    """The database is gone and replaced by an empty one; BACKUP_DIR is all that is left."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.database + suffix).unlink(missing_ok=True)
+        return
+
+    async def recreate() -> None:
+        admin = make_url(POSTGRES_URL).set(drivername="postgresql")
+        connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            await connection.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{url.database}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+
+
+def test_backup_list_shows_the_backup_files_of_a_lost_database_and_restore_takes_their_ids(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(env, "params", "set", "min_confidence", "0.6", "--reason", "a")
+    run(env, "params", "set", "min_confidence", "0.5", "--reason", "b")  # backs up version 1
+    lose_the_database(env["DATABASE_URL"])
+    capsys.readouterr()
+
+    assert run(env, "backup", "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2
+    assert all(line.endswith("[file only]") for line in listed)
+    newest = listed[0].split()[0]
+    assert " global v1 " in listed[0] and " global v0 " in listed[1]
+
+    assert run(env, "params", "restore", "--backup", newest) == 0
+    assert "min_confidence: 0.65 → 0.6" in capsys.readouterr().out
+    assert run(env, "params", "show", "min_confidence") == 0
+    assert "0.6" in capsys.readouterr().out
+
+
+def test_backup_list_marks_only_the_backups_the_database_does_not_know(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(env, "params", "set", "min_confidence", "0.6", "--reason", "a")
+    lose_the_database(env["DATABASE_URL"])
+    run(env, "backup", "create", "--reason", "after the loss")
+    capsys.readouterr()
+
+    assert run(env, "backup", "list") == 0
+    recorded, lost = capsys.readouterr().out.splitlines()
+    assert "after the loss" in recorded and not recorded.endswith("[file only]")
+    assert lost.endswith("[file only]")

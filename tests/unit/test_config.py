@@ -84,6 +84,21 @@ def test_the_documented_file_shape_loads(tmp_path: Path) -> None:
         ({}, "[blocked_insights]\nhorizon = 3", "blocked_insights.horizon: unknown key"),
         ({}, "[blocked_insights]\nmin_trades = 0", "blocked_insights.min_trades: must be a"),
         ({}, "[blocked_insights]\nmax_trades = 2.5", "blocked_insights.max_trades: must be a w"),
+        ({"HOST": "bad host!"}, None, "HOST: must be a host name or IP address"),
+        ({"HOST": " "}, None, "HOST: must be a host name or IP address"),
+        (
+            {},
+            '[slack]\nrisk_chanel = "#x"',
+            "slack: unknown key(s) risk_chanel; did you mean 'risk_channel'?",
+        ),
+        ({}, "[http]\nmax_body = 10", "http: unknown key(s) max_body; did you mean 'max_body_b"),
+        ({}, "[overrides]\nttl = 5", "overrides: unknown key(s) ttl; known: ttl_minutes"),
+        ({}, "[learning]\ncooldown = 5", "learning: unknown key(s) cooldown; did you mean 'cool"),
+        (
+            {},
+            "[[api_tokens]]\nname='e'\ntoken_evn='T'\nscopes=['engine']",
+            "api_tokens[0]: unknown key(s) token_evn; did you mean 'token_env'?",
+        ),
     ],
 )
 def test_a_misconfiguration_names_the_setting(
@@ -95,6 +110,57 @@ def test_a_misconfiguration_names_the_setting(
         load_settings(env)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+SECRETS_LIVE_IN = "secrets come from the environment"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[slack]\nbot_token", f"slack.bot_token: {SECRETS_LIVE_IN}; set SLACK_BOT_TOKEN instead"),
+        ("[slack]\napp_token", f"slack.app_token: {SECRETS_LIVE_IN}; set SLACK_APP_TOKEN instead"),
+        (
+            "[slack]\nsigning_secret",
+            f"slack.signing_secret: {SECRETS_LIVE_IN}; set SLACK_SIGNING_SECRET instead",
+        ),
+        ("slack_bot_token", f": slack_bot_token: {SECRETS_LIVE_IN}; set SLACK_BOT_TOKEN instead"),
+        (
+            "[http]\nwebhook_secret",
+            f"http.webhook_secret: {SECRETS_LIVE_IN}; set ENGINE_WEBHOOK_SECRET instead",
+        ),
+        ("[overrides]\npassword", f"overrides.password: {SECRETS_LIVE_IN}, never from this file"),
+        ("[jobs]\napi_key", f"jobs.api_key: {SECRETS_LIVE_IN}, never from this file"),
+        (
+            "[digest]\nbot_token",
+            f"digest.bot_token: {SECRETS_LIVE_IN}; set SLACK_BOT_TOKEN instead",
+        ),
+        ("[roles]\nbot_token", f"roles.bot_token: {SECRETS_LIVE_IN}; set SLACK_BOT_TOKEN instead"),
+        (
+            "[[api_tokens]]\nname = 'engine'\nscopes = ['engine']\ntoken",
+            f"api_tokens[0].token: {SECRETS_LIVE_IN}; name the variable that holds it in token_env",
+        ),
+    ],
+)
+def test_a_secret_in_the_file_is_refused_and_sent_to_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    secret = "xoxb-1234-not-for-files"
+    path = write(tmp_path, f'{text} = "{secret}"\n')
+
+    assert main(["config", "check", str(path)], {}) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert message in captured.err
+    assert secret not in captured.err
+    assert "configuration OK" not in captured.err
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::1", "localhost", "bot-1.internal"])
+def test_host_takes_names_and_addresses(host: str) -> None:
+    assert load_settings({"HOST": host}).host == host
 
 
 def test_blocked_trade_replays_are_configured_in_their_section(tmp_path: Path) -> None:
@@ -135,3 +201,76 @@ def test_a_command_with_a_bad_setting_fails_with_one_line(
         "paramadapt: error: configuration error: "
         "PORT: must be a whole number from 1 to 65535, got 'abc'"
     ]
+
+
+SLACK_TOKENS = {"SLACK_BOT_TOKEN": "xoxb-bot", "SLACK_APP_TOKEN": "xapp-app"}
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        (
+            {"SLACK_BOT_TOKEN": "xapp-app", "SLACK_APP_TOKEN": "xoxb-bot"},
+            "SLACK_BOT_TOKEN: holds an app-level token (xapp-)",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": "standin-bot", "SLACK_APP_TOKEN": "xoxp-user"},
+            "SLACK_APP_TOKEN: holds a bot or user token (xoxb-/xoxp-)",
+        ),
+    ],
+)
+def test_swapped_slack_tokens_are_refused_in_one_line(tokens: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(tokens)
+
+    assert message in str(raised.value) and "swapped" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert not any(token in str(raised.value) for token in ("xapp-app", "xoxb-bot", "xoxp-user"))
+
+
+def test_slack_tokens_of_another_form_are_taken_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tokens = {"SLACK_BOT_TOKEN": "standin-bot-secret", "SLACK_APP_TOKEN": "standin-app-secret"}
+
+    settings = load_settings(tokens)
+
+    assert (settings.slack_mode, settings.slack_bot_token) == ("socket", "standin-bot-secret")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "SLACK_BOT_TOKEN does not start with xoxb- as Slack's tokens do; using it as given",
+        "SLACK_APP_TOKEN does not start with xapp- as Slack's tokens do; using it as given",
+    ]
+
+
+def test_slack_tokens_of_slacks_own_form_raise_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    load_settings(SLACK_TOKENS)
+
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_the_alert_expiry_may_be_a_fraction_of_a_minute(tmp_path: Path) -> None:
+    env = {"PARAMADAPT_CONFIG": str(write(tmp_path, "[slack]\nalert_expiry_minutes = 0.5"))}
+
+    assert load_settings(env).policy.alert_ttl == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "'soon'", "true", "nan", "inf"])
+def test_an_alert_expiry_that_is_not_a_positive_number_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    env = {"PARAMADAPT_CONFIG": str(write(tmp_path, f"[slack]\nalert_expiry_minutes = {value}"))}
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+
+    assert "slack.alert_expiry_minutes: must be a number of minutes above 0" in str(raised.value)
+
+
+def test_the_risk_channel_error_says_a_name_or_an_id_is_taken(tmp_path: Path) -> None:
+    env = {"PARAMADAPT_CONFIG": str(write(tmp_path, '[slack]\nrisk_channel = ""'))}
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+
+    assert "channel name (#name, such as #risk-blocked) or a channel id (C…)" in str(raised.value)
