@@ -24,7 +24,9 @@ EVENTS_INGESTED = Counter(
     registry=REGISTRY,
 )
 ALERTS_SENT = Counter(
-    "paramadapt_alerts_sent", "Blocked-trade alerts delivered to Slack", registry=REGISTRY
+    "paramadapt_alerts_sent",
+    "Blocked trades shown in a Slack alert: a new message, or an update adding them to one",
+    registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge(
     "paramadapt_outbox_pending",

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.workers import BackgroundTasks, ProcessPool
 from core.authz import Actor, Role
-from core.ports import Deps, OptimizerPorts
+from core.ports import Deps, IdempotencyStore, OptimizerPorts
 from storage import migrate
 from storage.backups import FileBackups
 from storage.candle_store import SqlCandleStore
 from storage.config_store import SqlConfigStore
 from storage.db import create_engine, sessionmaker
+from storage.idempotency import SqlIdempotencyStore
 from storage.learning_store import SqlLearningStore
 from storage.market_source import MarketDataSource
 from storage.optimization_store import SqlOptimizationStore
@@ -50,6 +51,7 @@ class Runtime:
     trades: SqlTradeStore
     outbox: SqlOutbox
     deps: Deps
+    idempotency: IdempotencyStore  # the HTTP API's Idempotency-Key header
     background: BackgroundTasks = field(default_factory=BackgroundTasks)  # optimization runs
     wakers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -95,7 +97,8 @@ async def open_runtime(settings: Settings, *, upgrade: bool = True) -> AsyncIter
             counterfactual=settings.blocked_insights,
             optimizer=_optimizer_ports(settings, sessions, pool, background),
         )
-        yield Runtime(settings, engine, store, trades, SqlOutbox(sessions), deps, background)
+        outbox, keys = SqlOutbox(sessions), SqlIdempotencyStore(sessions)
+        yield Runtime(settings, engine, store, trades, outbox, deps, keys, background)
     finally:
         await background.close()  # a run still going records itself as interrupted
         pool.shutdown()

@@ -360,3 +360,20 @@ class LeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class IdempotencyKeyRow(Base):
+    """An operator's or the engine's POST sent with an Idempotency-Key: claimed while it runs,
+    then its answer, replayed to a retry with the same key until the key expires (24 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    client: Mapped[str] = mapped_column(String(128), primary_key=True)  # the caller (token)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # in_progress, done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)  # the JSON text, exactly as sent
+    created_at: Mapped[datetime] = mapped_column(index=True)

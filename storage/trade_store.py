@@ -53,10 +53,10 @@ class SqlTradeStore:
         rows = [_blocked_values(event, received_at) for event in events]
         async with self._sessions.begin() as session:
             ids, created = await _insert_new(session, BlockedTradeRow, "event_id", rows)
-            keys = dict.fromkeys(e.event_id for e in events)  # input order, each key once
-            alerts = [{"blocked_trade_id": ids[key]} for key in keys if key in created]
+            results = _ingested([e.event_id for e in events], ids, created)
+            alerts = [{"blocked_trade_id": r.id} for r in results if r.created]
             await enqueue_many(session, ALERT_TOPIC, alerts, received_at)
-        return [Ingested(e.event_id, ids[e.event_id], e.event_id in created) for e in events]
+        return results
 
     async def add_trades(
         self, events: Sequence[ClosedTradeEvent], received_at: datetime
@@ -65,8 +65,10 @@ class SqlTradeStore:
             session_start = await _running_learning_session(session)
             rows = [_trade_values(e, received_at, session_start) for e in events]
             ids, created = await _insert_new(session, TradeRow, "trade_id", rows)
-            await _count_trades(session, [e for e in events if e.trade_id in created], received_at)
-        return [Ingested(e.trade_id, ids[e.trade_id], e.trade_id in created) for e in events]
+            results = _ingested([e.trade_id for e in events], ids, created)
+            new = [e for e, r in zip(events, results, strict=True) if r.created]
+            await _count_trades(session, new, received_at)
+        return results
 
     async def blocked_trade(self, trade_id: int) -> BlockedTrade | None:
         async with self._sessions() as session:
@@ -201,7 +203,12 @@ def _usable(query: Any, now: datetime) -> Any:
 async def _insert_new(
     session: AsyncSession, table: Any, key: str, rows: list[dict[str, Any]]
 ) -> tuple[dict[str, int], set[str]]:
-    """Insert the rows whose key is new. Returns every row's id by key, and the new keys."""
+    """Insert the rows whose key is new. Returns every row's id by key, and the new keys.
+    A key repeated in `rows` is inserted from its first row; the later ones are not stored."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row[key], row)
+    rows = list(first.values())
     column = getattr(table, key)
     # Rows go as parameters, not into the statement, so its compiled form is cached.
     statement = (
@@ -216,6 +223,17 @@ async def _insert_new(
         found = await session.execute(select(column, table.id).where(column.in_(known)))
         ids.update({k: i for k, i in found.all()})
     return ids, created
+
+
+def _ingested(keys: Sequence[str], ids: dict[str, int], created: set[str]) -> list[Ingested]:
+    """One result per event, in order. A key the batch repeats was created by its first
+    occurrence only: a later one answers as a retry would (created false, the same id)."""
+    results: list[Ingested] = []
+    seen: set[str] = set()
+    for key in keys:
+        results.append(Ingested(key, ids[key], key in created and key not in seen))
+        seen.add(key)
+    return results
 
 
 async def _counts(session: AsyncSession, column: Any, window: tuple[Any, ...]) -> dict[str, int]:

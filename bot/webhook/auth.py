@@ -1,11 +1,11 @@
-"""Bearer tokens with scopes, compared in constant time; replayed signatures refused."""
+"""Bearer tokens with scopes, compared in constant time."""
 
 from __future__ import annotations
 
 import hmac
-from collections import OrderedDict
 
 from bot.config import ApiToken
+from core.authz import Role
 
 
 def authenticate(header: str | None, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
@@ -19,21 +19,7 @@ def authenticate(header: str | None, tokens: tuple[ApiToken, ...]) -> ApiToken |
     return found
 
 
-class ReplayGuard:
-    """Remembers signatures seen within the 5-minute validity window of a timestamp."""
-
-    def __init__(self, window_seconds: float = 300, capacity: int = 100_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._window = window_seconds
-        self._capacity = capacity
-
-    def first_use(self, signature: str, now: float) -> bool:
-        while self._seen and (
-            next(iter(self._seen.values())) < now - 2 * self._window
-            or len(self._seen) > self._capacity
-        ):
-            self._seen.popitem(last=False)
-        if signature in self._seen:
-            return False
-        self._seen[signature] = now
-        return True
+def is_engine(token: ApiToken | None) -> bool:
+    """The engine's own token: its requests are signed when ENGINE_WEBHOOK_SECRET is set.
+    The scope as configured, not as implied: an admin or viewer token is a person's."""
+    return token is not None and Role.ENGINE.value in token.scopes

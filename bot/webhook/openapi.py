@@ -4,25 +4,82 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from bot.webhook import idempotency
 from bot.webhook import schemas as s
 from bot.webhook.routing import MAX_ID, Route
+from bot.webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
-    401: "Missing or unknown bearer token, or a bad engine signature",
+    401: "Missing or unknown bearer token, or a bad signature on the engine's request",
     403: "The token's scopes do not allow this",
     404: "Not found",
-    409: "Conflict with the current state (stale version, override already used, …)",
+    409: (
+        "Conflict with the current state (stale version, override already used, …), "
+        "or a request with this Idempotency-Key still in progress"
+    ),
     413: "Body too large",
-    415: "Body is not JSON",
-    422: "Invalid input; `problems` names each bad field",
+    415: "A body that is not JSON (Content-Type: application/json)",
+    422: (
+        "Invalid input; `problems` names each bad field (an invalid Idempotency-Key, or "
+        "one reused for a different request, included)"
+    ),
     503: "Database unavailable or backup failed; retry after the Retry-After header",
 }
+DECLARED = {
+    200: "OK",
+    201: "Created",
+    304: "Not modified: the If-None-Match ETag still matches",
+    503: "Unavailable; the body says what is down",
+}
+SIGNING = (
+    f"When ENGINE_WEBHOOK_SECRET is set, a request made with a token holding the engine scope "
+    f"must carry {TIMESTAMP_HEADER} (Unix seconds, at most 5 minutes off) and "
+    f'{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">, or it is 401. '
+    "The same signed request sent again is accepted (a retry; every engine write is "
+    "idempotent). Viewer and admin tokens need no signature."
+)
+SIGNATURE_PARAMETERS = [
+    {
+        "name": TIMESTAMP_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "The engine's requests, when ENGINE_WEBHOOK_SECRET is set: Unix seconds",
+        "schema": {"type": "string"},  # checked only when a signature is due
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": False,
+        "description": 'The engine\'s requests, when ENGINE_WEBHOOK_SECRET is set: "sha256=" + '
+        'hex HMAC-SHA256 of "<timestamp>.<raw body>"',
+        "schema": {"type": "string"},  # checked only when a signature is due
+    },
+]
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the answer you hold: 304 and no body while it still matches",
+    "schema": {"type": "string"},
+}
+ETAG = {
+    "ETag": {
+        "description": "Changes whenever the answer changes; send it back in If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
+BATCH = (
+    'A batch {"events": [...]} is all or nothing: when any event is invalid the answer is 422 '
+    "naming each bad field (events[3].price) and none of the batch is stored; already-stored "
+    'keys are reported with "created": false.'
+)
 
 
 def build_openapi(routes: Sequence[Route], version: str) -> dict[str, Any]:
@@ -69,7 +126,9 @@ def _operation(route: Route) -> dict[str, Any]:
         "summary": route.summary,
         "operationId": _operation_id(route),
         "tags": [route.tag],
-        "parameters": _path_parameters(route) + _query_parameters(route),
+        "parameters": _path_parameters(route)
+        + _query_parameters(route)
+        + _header_parameters(route),
         "responses": _responses(route),
     }
     if route.action is not None:
@@ -83,14 +142,15 @@ def _operation(route: Route) -> dict[str, Any]:
             else {"oneOf": [_ref(m) for m in route.body]}
         )
         operation["requestBody"] = {
-            "required": True,
+            # No body at all is read as {}: optional when {} is a valid body.
+            "required": any(f.is_required() for f in route.body[0].model_fields.values()),
             "content": {"application/json": {"schema": schema}},
         }
+    description = [BATCH] if len(route.body) > 1 else []
     if route.signed:
-        operation["description"] = (
-            "When ENGINE_WEBHOOK_SECRET is set, the request must carry X-Paramadapt-Timestamp "
-            'and X-Paramadapt-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">.'
-        )
+        description.append(SIGNING)
+    if description:
+        operation["description"] = " ".join(description)
     return operation
 
 
@@ -121,19 +181,36 @@ def _query_parameters(route: Route) -> list[dict[str, Any]]:
     ]
 
 
+def _header_parameters(route: Route) -> list[dict[str, Any]]:
+    conditional = [IF_NONE_MATCH] if 304 in route.responses else []
+    retry = [idempotency.OPENAPI_PARAMETER] if idempotency.accepts_key(route) else []
+    return conditional + retry + (SIGNATURE_PARAMETERS if route.signed else [])
+
+
 def _inline(prop: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in prop.items() if k != "title"}
 
 
 def _responses(route: Route) -> dict[str, Any]:
+    """What the route declares, then the refusals every route of its kind may answer."""
     responses: dict[str, Any] = {}
     for status, model in route.responses.items():
-        entry: dict[str, Any] = {"description": "OK" if status < 300 else "Not modified"}
+        described = DECLARED.get(status, HTTPStatus(status).phrase)
+        entry: dict[str, Any] = {"description": described}
         if model is not None:
             entry["content"] = {"application/json": {"schema": _ref(model)}}
+        elif status < 300:
+            text = route.media_type.startswith("text/")
+            entry["content"] = {
+                route.media_type: {"schema": {"type": "string" if text else "object"}}
+            }
+        if 304 in route.responses and status in (200, 304):
+            entry["headers"] = ETAG
+        elif idempotency.accepts_key(route) and status < 300:
+            entry["headers"] = idempotency.OPENAPI_REPLAYED_HEADER
         responses[str(status)] = entry
     for status, description in ERRORS.items():
-        if _may_answer(route, status):
+        if str(status) not in responses and _may_answer(route, status):
             responses[str(status)] = {
                 "description": description,
                 "content": {"application/json": {"schema": _ref(s.ErrorOut)}},

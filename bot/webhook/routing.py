@@ -1,7 +1,7 @@
 """Routes declare what they need; one wrapper enforces it for every route.
 
-Order of checks, the same everywhere: authentication (401), authorization (403),
-signature of engine requests (401), content type (415), size (413), body and query
+Order of checks, the same everywhere: authentication (401), authorization (403), content
+type (415), size (413), signature of the engine's requests (401), body and query
 validation (422). Only then does the handler call its use case.
 """
 
@@ -18,13 +18,12 @@ from pydantic import BaseModel
 
 from bot.config import ApiToken
 from bot.runtime import Runtime
-from bot.webhook.auth import ReplayGuard, authenticate
+from bot.webhook.auth import authenticate, is_engine
 from bot.webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from core.authz import Action, Actor, needed_role
 from core.errors import PermissionDeniedError
 
 RUNTIME = web.AppKey("runtime", Runtime)
-REPLAYS = web.AppKey("replays", ReplayGuard)
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,9 @@ class Route:
     body: tuple[type[BaseModel], ...] = ()  # several: chosen by BODY_CHOOSERS
     query: type[BaseModel] | None = None
     path_params: dict[str, type] = field(default_factory=dict)
-    signed: bool = False  # an engine request: signed when ENGINE_WEBHOOK_SECRET is set
+    # An engine route: the engine's requests are signed when ENGINE_WEBHOOK_SECRET is set.
+    signed: bool = False
+    media_type: str = "application/json"  # of the 2xx answers, for the OpenAPI document
 
 
 class ApiError(Exception):
@@ -72,9 +73,9 @@ ANONYMOUS = Actor.having("anonymous", "api")
 def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
-        actor = _authorize(route, request, runtime.settings.api_tokens)
+        actor, token = _authorize(route, request, runtime.settings.api_tokens)
         raw = await _read_body(route, request)
-        if route.signed and runtime.settings.engine_webhook_secret:
+        if route.signed and is_engine(token) and runtime.settings.engine_webhook_secret:
             _check_signature(request, raw, runtime.settings.engine_webhook_secret)
         call = Call(
             request=request,
@@ -89,9 +90,12 @@ def wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
     return endpoint
 
 
-def _authorize(route: Route, request: web.Request, tokens: tuple[ApiToken, ...]) -> Actor:
+def _authorize(
+    route: Route, request: web.Request, tokens: tuple[ApiToken, ...]
+) -> tuple[Actor, ApiToken | None]:
+    """Who calls, and with which token (None on a public route)."""
     if route.action is None:
-        return ANONYMOUS
+        return ANONYMOUS, None
     token = authenticate(request.headers.get("Authorization"), tokens)
     if token is None:
         raise ApiError(401, "missing or unknown bearer token (Authorization: Bearer <token>)")
@@ -101,49 +105,65 @@ def _authorize(route: Route, request: web.Request, tokens: tuple[ApiToken, ...])
             f"{route.method} {route.path} needs a token with the {needed_role(route.action)} "
             f"scope; token '{token.name}' has {', '.join(token.scopes)}"
         )
-    return actor
+    return actor, token
 
 
 async def _read_body(route: Route, request: web.Request) -> bytes:
+    """The raw body, as signed. No body at all needs no Content-Type: it is read as {}."""
     if not route.body:
         return b""
-    content_type = request.content_type
-    if content_type != "application/json":
-        raise ApiError(
-            415,
-            f"the body must be JSON (Content-Type: application/json), not {content_type or 'none'}",
-        )
+    is_json = request.content_type == "application/json"
+    if not is_json and request.content_length:  # refused before reading it
+        raise _unsupported_type(request)
     try:
-        return await request.read()
+        raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[RUNTIME].settings.max_body_bytes
         raise ApiError(413, f"the body is larger than the {limit}-byte limit") from None
+    if not is_json and raw:  # sent without a length (chunked)
+        raise _unsupported_type(request)
+    return raw
+
+
+def _unsupported_type(request: web.Request) -> ApiError:
+    content_type = request.content_type
+    return ApiError(
+        415,
+        f"the body must be JSON (Content-Type: application/json), not {content_type or 'none'}",
+    )
 
 
 def _check_signature(request: web.Request, raw: bytes, secret: str) -> None:
+    """A request seen before is not refused: the signature covers only the timestamp and the
+    body, so an engine's retry (or two GETs in one second) looks the same, and every engine
+    write is idempotent (ingest by event id, an override consumed once in the database)."""
     timestamp = request.headers.get(TIMESTAMP_HEADER)
     signature = request.headers.get(SIGNATURE_HEADER)
     problem = verify(secret, timestamp, signature, raw, time.time())
-    replays = request.app[REPLAYS]
-    if problem is None and signature and not replays.first_use(signature, time.time()):
-        problem = "this signed request was already received (replay)"
     if problem:
         raise ApiError(401, f"invalid request signature: {problem}")
 
 
 def _parse_body(route: Route, raw: bytes) -> BaseModel:
     """Strict JSON validation: "0.5" is not a number and true is not 1."""
+    raw = raw or b"{}"  # no body: every field takes its default, or is named as missing
     try:
-        document = json.loads(raw) if raw else None
+        document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(422, f"the body is not valid JSON: {error}") from None
+        raise _malformed_json(str(error)) from None
     except RecursionError:
-        raise ApiError(422, "the body is not valid JSON: nested too deeply") from None
+        raise _malformed_json("nested too deeply") from None
     if (where := _nul_location(document)) is not None:
         problem = "must not contain the NUL character (\\u0000)"
         raise ApiError(422, "invalid request", [{"field": where, "problem": problem}])
     model = _choose_model(route.body, document)
     return model.model_validate_json(raw, strict=True)
+
+
+def _malformed_json(problem: str) -> ApiError:
+    return ApiError(
+        422, f"the body is not valid JSON: {problem}", [{"field": "body", "problem": problem}]
+    )
 
 
 def _nul_location(document: Any) -> str | None:

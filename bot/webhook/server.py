@@ -16,6 +16,7 @@ from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS, QUEUE_DEPTH, REGISTRY
 from bot.runtime import Runtime
 from bot.webhook import (
     engine_routes,
+    idempotency,
     learning_routes,
     learning_session_routes,
     market_routes,
@@ -23,9 +24,8 @@ from bot.webhook import (
     slack_routes,
 )
 from bot.webhook import schemas as s
-from bot.webhook.auth import ReplayGuard
 from bot.webhook.openapi import build_openapi
-from bot.webhook.routing import REPLAYS, RUNTIME, ApiError, Call, Route, field_name, wrap
+from bot.webhook.routing import RUNTIME, ApiError, Call, Route, field_name, wrap
 from core.authz import Action
 from core.errors import (
     BackupFailedError,
@@ -69,8 +69,12 @@ async def readyz(call: Call) -> web.Response:
 
 
 async def metrics(call: Call) -> web.Response:
-    for topic, count in (await call.runtime.outbox.pending()).items():
-        QUEUE_DEPTH.labels(topic).set(count)
+    pending = await call.runtime.outbox.pending()  # only the topics with something waiting
+    shown = {
+        sample.labels["topic"] for metric in QUEUE_DEPTH.collect() for sample in metric.samples
+    }
+    for topic in shown | pending.keys():  # a topic that drained reads 0 again
+        QUEUE_DEPTH.labels(topic).set(pending.get(topic, 0))
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
@@ -91,7 +95,16 @@ OPS_ROUTES = [
         "operations",
         {200: s.ReadyOut, 503: s.ReadyOut},
     ),
-    Route("GET", "/metrics", metrics, "Prometheus metrics", Action.READ, "operations", {200: None}),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics, in the Prometheus text format",
+        Action.READ,
+        "operations",
+        {200: None},
+        media_type="text/plain",
+    ),
     Route("GET", "/openapi.json", openapi, "This document", None, "operations", {200: None}),
 ]
 ROUTES: list[Route] = [
@@ -109,13 +122,12 @@ OPENAPI = web.AppKey("openapi", dict)
 def build_http_app(runtime: Runtime, routes: Sequence[Route] = ROUTES) -> web.Application:
     app = web.Application(
         client_max_size=runtime.settings.max_body_bytes,
-        middlewares=[_observe, _errors],
+        middlewares=[_observe, idempotency.settle, _errors],
     )
     app[RUNTIME] = runtime
-    app[REPLAYS] = ReplayGuard()
     app[OPENAPI] = build_openapi(routes, version("paramadapt"))
     for route in routes:
-        app.router.add_route(route.method, route.path, wrap(route))
+        app.router.add_route(route.method, route.path, wrap(idempotency.guarded(route)))
     return app
 
 

@@ -13,10 +13,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from bot.app import SlackBot, mount
 from bot.config import ApiToken, Settings
 from bot.runtime import Runtime, open_runtime
 from bot.webhook.server import build_http_app
 from core.ports import Clock
+from tests.fakeslack import FakeSlack
 
 TOKENS = {
     "engine": "engine-token-aaaaaaaaaaaaaaaa",
@@ -54,13 +56,29 @@ def api_settings(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, api_tokens=tokens, **changes)
 
 
+async def serve_runtime(runtime: Runtime, bot: SlackBot | None = None) -> AsyncIterator[Api]:
+    """The HTTP API of `runtime` on a real socket; with a running bot, /process-command and
+    /send-message too (as `paramadapt run` serves them)."""
+    app = build_http_app(runtime)
+    if bot is not None:
+        mount(app, bot, events=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
+    await server.close()
+
+
 async def serve(settings: Settings) -> AsyncIterator[Api]:
     async with open_runtime(settings) as runtime:
-        server = TestServer(build_http_app(runtime), host="127.0.0.1")
-        await server.start_server()
-        async with aiohttp.ClientSession() as session:
-            yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
-        await server.close()
+        async for client in serve_runtime(runtime):
+            yield client
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -134,3 +134,31 @@ async def test_a_trade_that_exits_before_it_enters_is_refused(api: Api) -> None:
     assert status == 422
     assert body["error"] == "trade t1: exit_time is before entry_time"
     assert await count(api, TradeRow) == 0
+
+
+async def test_a_trade_repeated_in_one_batch_moves_its_levels_counter_by_one(api: Api) -> None:
+    batch = {"events": [closed("t2"), closed("t2")]}
+    status, body, _ = await api.call("POST", "/trades", "engine", json=batch)
+    assert status == 201  # something new was stored
+    first, repeat = body["results"]
+    assert (first["created"], repeat["created"], repeat["id"]) == (True, False, first["id"])
+    assert (body["created"], body["duplicates"]) == (1, 1)
+    _, counters, _ = await api.call("GET", "/api/learning/counters/", "viewer")
+    assert {c["volatility_level"]: c["count"] for c in counters["counters"]}["HIGH"] == 1
+
+
+async def test_a_blocked_trade_repeated_in_one_batch_is_ingested_once(api: Api) -> None:
+    before = await ingested_metric(api, "blocked_trade")
+    batch = {"events": [blocked("e1"), blocked("e1")]}
+    status, body, _ = await api.call("POST", "/blocked-trades", "engine", json=batch)
+    assert status == 201
+    assert [r["created"] for r in body["results"]] == [True, False]
+    assert await ingested_metric(api, "blocked_trade") == before + 1
+    assert await count(api, OutboxRow) == 1  # one alert
+
+
+async def ingested_metric(api: Api, kind: str) -> float:
+    _, text, _ = await api.call("GET", "/metrics", "viewer")
+    prefix = f'paramadapt_events_ingested_total{{kind="{kind}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0

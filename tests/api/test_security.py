@@ -118,16 +118,52 @@ async def test_a_body_altered_after_signing_is_refused(signed_api: Api) -> None:
     assert status == 401
 
 
-async def test_a_replayed_signed_request_is_refused(signed_api: Api) -> None:
-    raw, headers = signed(blocked())
-    first, _, _ = await signed_api.call(
+async def test_a_retried_signed_ingest_answers_200_with_the_original_id(signed_api: Api) -> None:
+    """The engine lost the answer and sends the very same signed request again."""
+    raw, headers = signed(blocked("e1"))
+    first, stored, _ = await signed_api.call(
         "POST", "/blocked-trades", "engine", data=raw, headers=headers
     )
-    again, body, _ = await signed_api.call(
+    again, retried, _ = await signed_api.call(
         "POST", "/blocked-trades", "engine", data=raw, headers=headers
     )
-    assert (first, again) == (201, 401)
-    assert "replay" in body["error"]
+    assert (first, again) == (201, 200)
+    assert retried["results"] == [{"key": "e1", "id": stored["results"][0]["id"], "created": False}]
+    _, stats, _ = await signed_api.call("GET", "/blocked-trades", "admin")
+    assert stats["total"] == 1
+
+
+async def test_two_signed_gets_with_the_same_timestamp_both_succeed(signed_api: Api) -> None:
+    """Body-less requests signed in the same second carry the same signature."""
+    headers = signed_headers(SECRET, int(time.time()), b"")
+    answers = [
+        await signed_api.call("GET", path, "engine", headers=headers)
+        for path in ("/parameters?scope=global", "/parameters?scope=HIGH", "/overrides")
+    ]
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert [answers[0][1]["scope"], answers[1][1]["scope"]] == ["global", "HIGH"]
+
+
+async def test_the_engine_token_signs_its_reads_too(signed_api: Api) -> None:
+    status, body, _ = await signed_api.call("GET", "/parameters", "engine")
+    assert status == 401
+    assert "missing X-Paramadapt-Timestamp" in body["error"]
+
+
+@pytest.mark.parametrize("scope", ["viewer", "admin"])
+async def test_a_viewer_or_admin_token_reads_the_engine_routes_unsigned(
+    signed_api: Api, scope: str
+) -> None:
+    status, body, _ = await signed_api.call("GET", "/parameters", scope)
+    assert status == 200
+    assert body["scope"] == "global"
+
+
+async def test_an_admin_token_reports_an_event_unsigned(signed_api: Api) -> None:
+    """Only a token holding the engine scope signs, even where admin may act as the engine."""
+    status, body, _ = await signed_api.call("POST", "/blocked-trades", "admin", json=blocked())
+    assert status == 201
+    assert body["created"] == 1
 
 
 async def test_tokens_and_secrets_never_reach_the_logs(

@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -94,7 +95,10 @@ async def test_a_token_the_bot_does_not_accept_stops_it_with_the_fix(api: Api) -
     assert await stored_blocked(api) == []
 
 
-def test_without_a_token_it_says_which_variable_to_set(capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_a_token_it_says_which_variable_to_set(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no var/engine-token of a local bot to fall back on
     assert cli.main(["simulate", "--token-env", "MY_ENGINE_TOKEN"], env={}) == 2
     error = capsys.readouterr().err
     assert "MY_ENGINE_TOKEN is not set" in error
