@@ -23,12 +23,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.alerts import alert
 from bot.loops import Loops
+from bot.metrics import ALERTS_SENT
 from core.alerts import AlertGroup, AlertStatus, by_key, new_group
 from core.ports import Clock
 from storage.alert_store import SqlAlertStore
 from storage.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
+
+MIN_SWEEP_PAUSE = 0.5  # seconds; at most this late when an expiry falls due within it
 
 
 class AlertChannel:
@@ -54,6 +57,7 @@ class AlertChannel:
         self._waiters: list[asyncio.Future[None]] = []
         self._refreshes: list[tuple[str, str]] = []
         self._loops = Loops()
+        self.posted = asyncio.Event()  # set for each new message: a new expiry to wait for
 
     async def start(self) -> None:
         self._loops.spawn(self._run(), name=f"alerts:{self.channel}")
@@ -126,13 +130,16 @@ class AlertChannel:
                 ts=waiting.ts,
                 **self._render(group),
             )
+            ALERTS_SENT.inc(len(ids))
             await self._store.attach(ids, waiting.channel, waiting.ts, AlertStatus.POSTED)
             return True
         group = new_group(trades, self._ttl, self._clock.now())
         posted = await self._paced(
             self._client.chat_postMessage, channel=self.channel, **self._render(group)
         )
+        ALERTS_SENT.inc(len(ids))
         await self._store.attach(ids, str(posted["channel"]), str(posted["ts"]), group.status)
+        self.posted.set()
         return True
 
     async def _refresh(self, channel_id: str, ts: str) -> None:
@@ -204,9 +211,22 @@ class Alerts:
                 self._channel.refresh(channel_id, ts)
 
     async def _sweep(self) -> None:
+        """Expire what is due, then sleep until the next message falls due (at most the sweep
+        interval: another replica may have posted it), or until a new message is posted."""
+        posted = self._channel.posted
         while self._loops.running:
+            posted.clear()
             try:
                 await self.expire_due()
+                pause = await self._until_next_expiry()
             except Exception:
                 log.warning("alerts: expiry sweep failed; trying again later", exc_info=True)
-            await self._loops.pause(self._sweep_seconds)
+                pause = self._sweep_seconds
+            await self._loops.pause(pause, posted)
+
+    async def _until_next_expiry(self) -> float:
+        waiting = await self._store.longest_waiting()
+        if waiting is None:
+            return self._sweep_seconds
+        left = (waiting + self._ttl - self._clock.now()).total_seconds()
+        return min(self._sweep_seconds, max(left + 0.01, MIN_SWEEP_PAUSE))

@@ -23,12 +23,14 @@ from bot.blocks import optimization as optimization_blocks
 from bot.blocks import params as param_blocks
 from bot.blocks.common import Message
 from bot.jobs import jobs_overview, overview_lines
+from bot.notifications import EventType
 from bot.optimization_announcer import report_channel
 from bot.runtime import Runtime
 from core import blocked_insights, digest, learning, optimization, services, trades
 from core import commands as c
 from core.authz import Action, Actor, require
-from core.errors import UserError
+from core.errors import NotFoundError, UserError
+from core.models import Outcome
 from core.params import Scope
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,10 @@ log = logging.getLogger(__name__)
 class CommandContext:
     runtime: Runtime
     actor: Actor
-    channel_id: str = ""
+    channel_id: str = ""  # where the command was typed ("": not in a channel, e.g. the API)
     # Slack only: a form needs the trigger_id of the command that asks for it.
     open_form: Callable[[View], Awaitable[None]] | None = None
+    channel_name: str = ""  # without "#", as Slack sends it
 
 
 C = TypeVar("C")
@@ -81,7 +84,13 @@ async def _help(ctx: CommandContext, _command: c.Help) -> Message:
 
 @handles(c.Show)
 async def _show(ctx: CommandContext, command: c.Show) -> Message:
-    view = await services.show_parameters(ctx.runtime.deps, ctx.actor, command.scope, command.name)
+    try:
+        view = await services.show_parameters(
+            ctx.runtime.deps, ctx.actor, command.scope, command.name
+        )
+    except NotFoundError as error:  # an unknown PARAM: the closest name, and the syntax
+        log.info("/param show from %s refused: %s", ctx.actor.id, error)
+        return help_blocks.refusal(str(error), c.USAGES["show"])
     return param_blocks.scope_view(view)
 
 
@@ -92,7 +101,7 @@ async def _set(ctx: CommandContext, command: c.Set) -> Message:
     )
     what = f"set `{command.name}` in *{command.scope}*"
     announcement = param_blocks.change_announcement(ctx.actor.id, what, result, command.reason)
-    return _for_the_caller(announcement)
+    return _change_for_the_caller(ctx, announcement, result.outcome)
 
 
 @handles(c.Reset)
@@ -102,7 +111,8 @@ async def _reset(ctx: CommandContext, command: c.Reset) -> Message:
     )
     what = f"reset `{command.name}` in *{command.scope}*"
     why = result.version.reason if result.version else command.reason
-    return _for_the_caller(param_blocks.change_announcement(ctx.actor.id, what, result, why))
+    announcement = param_blocks.change_announcement(ctx.actor.id, what, result, why)
+    return _change_for_the_caller(ctx, announcement, result.outcome)
 
 
 @handles(c.Restore)
@@ -112,7 +122,8 @@ async def _restore(ctx: CommandContext, command: c.Restore) -> Message:
     )
     what = f"restored *{command.scope}* version {command.version}"
     why = result.version.reason if result.version else command.reason
-    return _for_the_caller(param_blocks.change_announcement(ctx.actor.id, what, result, why))
+    announcement = param_blocks.change_announcement(ctx.actor.id, what, result, why)
+    return _change_for_the_caller(ctx, announcement, result.outcome)
 
 
 @handles(c.History)
@@ -136,7 +147,7 @@ async def _override(ctx: CommandContext, command: c.Override) -> Message:
     granted = await trades.grant_override(
         ctx.runtime.deps, ctx.actor, command.symbol, command.side, command.reason
     )
-    return _for_the_caller(alert_blocks.override_granted(granted))
+    return _for_the_caller(ctx, alert_blocks.override_granted(granted), EventType.OVERRIDE_DECISION)
 
 
 @handles(c.Blocked)
@@ -188,7 +199,7 @@ async def _learning_start(ctx: CommandContext, command: c.LearningStart) -> Mess
         session = await learning.start_learning_session(
             deps, ctx.actor, command.duration_minutes, command.reason
         )
-        return _for_the_caller(learning_blocks.started(session))
+        return _for_the_caller(ctx, learning_blocks.started(session), EventType.LEARNING_SESSION)
     require(ctx.actor, Action.LEARNING)  # refuse before a form that could only be refused
     if ctx.open_form is None:
         raise c.CommandError(
@@ -203,13 +214,36 @@ async def _learning_start(ctx: CommandContext, command: c.LearningStart) -> Mess
 @handles(c.LearningStop)
 async def _learning_stop(ctx: CommandContext, command: c.LearningStop) -> Message:
     session = await learning.stop_learning_session(ctx.runtime.deps, ctx.actor, command.reason)
-    return _for_the_caller(learning_blocks.ended(session))
+    return _for_the_caller(ctx, learning_blocks.ended(session), EventType.LEARNING_SESSION)
 
 
-def _for_the_caller(announcement: Message) -> Message:
-    """The caller sees it at once; the channel gets it from the outbox (bot.announcements,
-    bot.event_announcer), where the notification settings say, once whoever caused it."""
-    return replace(announcement, ephemeral=True)
+def _change_for_the_caller(ctx: CommandContext, announcement: Message, outcome: Outcome) -> Message:
+    if outcome is not Outcome.APPLIED:  # nothing changed: nothing to announce
+        return announcement
+    return _for_the_caller(ctx, announcement, EventType.PARAMETER_CHANGE)
+
+
+def _for_the_caller(ctx: CommandContext, announcement: Message, event: EventType) -> Message:
+    """A change of shared state is announced in a channel with who, what (old → new) and why.
+    The outbox posts it where the notification settings say (bot.announcements,
+    bot.event_announcer), once whoever caused it: typed in that channel, the caller's answer
+    is ephemeral (the channel hears it from the outbox); typed anywhere else, or with the
+    notification silent or off, the answer itself is posted in the channel it was typed in.
+    Outside a channel (the HTTP API) it answers the caller alone."""
+    here = bool(ctx.channel_id) and not _announced_in(ctx, event)
+    return replace(announcement, ephemeral=not here)
+
+
+def _announced_in(ctx: CommandContext, event: EventType) -> bool:
+    """Whether the outbox posts `event` in the channel the command was typed in; the setting
+    names a channel by id (C…) or by name (#name)."""
+    channel = notifications.channel_for(ctx.runtime.settings, event)
+    if channel is None:
+        return False
+    if channel == ctx.channel_id:
+        return True
+    name = channel.removeprefix("#").lower()
+    return bool(ctx.channel_name) and name == ctx.channel_name.removeprefix("#").lower()
 
 
 @handles(c.LearningStatusQuery)

@@ -498,8 +498,9 @@ class ConsolePrompt:
             errors = await self._submit(view, inputs, answers)
             if not errors:
                 return
-            for block_id, error in errors.items():
-                self._screen.say(f"  ⚠ {block_id}: {error}")
+            labels = {block["block_id"]: _text(block.get("label")) for block in inputs}
+            for block_id, error in errors.items():  # named as the form shows the field
+                self._screen.say(f"  ⚠ {labels.get(block_id) or block_id}: {error}")
 
     async def _submit(
         self, view: JSON, inputs: Sequence[JSON], answers: Mapping[str, str]

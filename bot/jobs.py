@@ -301,7 +301,7 @@ async def _learning_end(runtime: Runtime) -> TimerStatus:
 async def _alert_expiry(runtime: Runtime) -> TimerStatus:
     ttl = runtime.deps.policy.alert_ttl
     waiting = await SqlAlertStore(sessionmaker(runtime.engine)).longest_waiting()
-    minutes = int(ttl.total_seconds() // 60)
+    minutes = f"{ttl.total_seconds() / 60:g}"  # 15, or 0.5 for a fractional setting
     return TimerStatus(
         "alert_expiry", f"{minutes} min unanswered", waiting + ttl if waiting else None, "not kept"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.models import BackupRecord, Outcome, ParamChange, ParamChangeRecord
 from core.params import ParamValue, Scope, format_value
-from core.services import ChangeResult, ScopeView, VersionDiff
+from core.services import NO_REASON, ChangeResult, ScopeView, VersionDiff
 
 
 def _value(value: ParamValue | None, unset: str = "(unset)") -> str:
@@ -17,6 +17,11 @@ def _value(value: ParamValue | None, unset: str = "(unset)") -> str:
 
 def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def said(reason: str) -> str:
+    """A reason as shown: one left out (Slack allows it) says so plainly."""
+    return reason.strip() or NO_REASON
 
 
 def scope_view(view: ScopeView) -> str:
@@ -71,7 +76,7 @@ def history(scope: Scope, records: Sequence[ParamChangeRecord]) -> str:
     return "\n".join(
         f"v{r.to_version}  {_when(r.created_at)}  {r.parameter}: "
         f"{_value(r.old, '(inherited)')} → {_value(r.new, '(inherited)')}  "
-        f"by {r.actor} via {r.source.value} — {r.reason}"
+        f"by {r.actor} via {r.source.value} — {said(r.reason)}"
         for r in records
     )
 
@@ -87,6 +92,7 @@ def backups(items: Sequence[BackupRecord]) -> str:
     if not items:
         return "no backups yet"
     return "\n".join(
-        f"{b.backup_id}  {b.scope} v{b.version}  {_when(b.created_at)}  by {b.actor} — {b.reason}"
+        f"{b.backup_id}  {b.scope} v{b.version}  {_when(b.created_at)}  "
+        f"by {b.actor} — {said(b.reason)}"
         for b in items
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from bot.render import said
 from core.learning import LearningSession, LearningStatus, Recommendations, TradeFigures
 from core.params import format_value
 
@@ -30,7 +31,8 @@ def _values(session: LearningSession, restored: bool = False) -> list[str]:
 def started(session: LearningSession) -> str:
     head = (
         f"learning session {session.id} started by {session.started_by} until "
-        f"{_when(session.planned_end_at)} ({_minutes(session.planned_duration)}): {session.reason}"
+        f"{_when(session.planned_end_at)} ({_minutes(session.planned_duration)}): "
+        f"{said(session.reason)}"
     )
     return "\n".join([head, *_values(session)])
 
@@ -57,7 +59,7 @@ def status(current: LearningStatus | None) -> str:
         return "no learning session is running"
     session = current.session
     head = (
-        f"learning session {session.id} (started by {session.started_by}: {session.reason}); "
+        f"learning session {session.id} (started by {session.started_by}: {said(session.reason)}); "
         f"{_minutes(current.time_left)} left, until {_when(session.planned_end_at)}"
     )
     return "\n".join(
@@ -75,7 +77,7 @@ def _history_line(session: LearningSession) -> str:
     line = (
         f"{session.id}  {session.status.value:<9}  {_when(session.started_at)}  "
         f"{_minutes((session.ended_at or session.planned_end_at) - session.started_at)}  "
-        f"by {session.started_by}: {session.reason}"
+        f"by {session.started_by}: {said(session.reason)}"
     )
     if session.analysis is not None:
         line += f"  ({_trades_and_pnl(session.analysis.session)})"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RECONNECT_DELAY = 60.0
+CLOSE_TIMEOUT = 3.0  # seconds for the websocket's close handshake when stopping
 
 
 @dataclass
@@ -74,7 +75,20 @@ class SocketMode:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._handler.close_async()  # type: ignore[no-untyped-call]
+        # slack_sdk waits for Slack's answer to its close frame, up to aiohttp's 10 s; a stop
+        # must not wait that long for an answer that may never come.
+        close = self._handler.close_async
+        try:
+            await asyncio.wait_for(close(), CLOSE_TIMEOUT)  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            log.warning(
+                "Slack: the Socket Mode connection did not close within %.0f s; "
+                "closing it without Slack's answer",
+                CLOSE_TIMEOUT,
+            )
+            # Closing again skips the handshake given up on, and releases the rest.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(close(), CLOSE_TIMEOUT)  # type: ignore[no-untyped-call]
 
     async def _connect(self) -> None:
         delay = 1.0

@@ -38,8 +38,8 @@ _USAGES = (
     Usage("show", "[PARAM|all] [--scope S]", "effective values of a scope", Action.READ),
     Usage(
         "set",
-        "PARAM VALUE [--scope S] REASON...",
-        "change one value; a reason is required",
+        "PARAM VALUE [--scope S] [REASON...]",
+        "change one value, saying why if you like",
         Action.SET,
     ),
     Usage(
@@ -56,7 +56,7 @@ _USAGES = (
     ),
     Usage(
         "learning start",
-        "[DURATION_MINUTES REASON...]",
+        "[DURATION_MINUTES [REASON...]]",
         "relax the risk limits for a while; without arguments, opens a form",
         Action.LEARNING,
     ),
@@ -338,10 +338,15 @@ def _digits(text: str, at_most: int) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= at_most
 
 
-def _whole(args: _Args, text: str, what: str) -> int:
-    if not _digits(text, len(str(MAX_WHOLE))) or not 1 <= int(text) <= MAX_WHOLE:
-        raise args.fail(f"{what} must be a whole number from 1 to {MAX_WHOLE}; got '{text[:40]}'")
+def _whole(args: _Args, text: str, what: str, least: int = 1) -> int:
+    if not _digits(text, len(str(MAX_WHOLE))) or not least <= int(text) <= MAX_WHOLE:
+        raise args.fail(
+            f"{what} must be a whole number from {least} to {MAX_WHOLE}; got '{text[:40]}'"
+        )
     return int(text)
+
+
+FIRST_VERSION = 0  # every scope's implicit version 0, its defaults: shown, diffed, restored
 
 
 def _show(args: _Args) -> Show:
@@ -351,12 +356,11 @@ def _show(args: _Args) -> Show:
 
 
 def _set(args: _Args) -> Set:
+    # The reason is optional here: whether a change needs one depends on where it comes
+    # from, and core.services decides that for every entry point (core.services.needs_reason).
     if len(args.words) < 2:
-        raise args.fail("set needs a parameter, a value and a reason")
-    reason = args.rest(2)
-    if not reason:
-        raise args.fail("a reason is required: say why the value changes")
-    return Set(args.words[0], args.words[1], args.scope(), reason)
+        raise args.fail("set needs a parameter and a value")
+    return Set(args.words[0], args.words[1], args.scope(), args.rest(2))
 
 
 def _reset(args: _Args) -> Reset:
@@ -382,10 +386,7 @@ def _learning_start(args: _Args) -> LearningStart:
     if not args.words:
         return LearningStart(None, "")
     minutes = _whole(args, args.words[0], "DURATION_MINUTES")
-    reason = args.rest(1)
-    if not reason:
-        raise args.fail("a reason is required: say what the learning session should explore")
-    return LearningStart(minutes, reason)
+    return LearningStart(minutes, args.rest(1))  # the reason: as for set
 
 
 def _learning_stop(args: _Args) -> LearningStop:
@@ -406,14 +407,15 @@ def _history(args: _Args) -> History:
 def _diff(args: _Args) -> Diff:
     if len(args.words) != 2:
         raise args.fail("diff needs two version numbers")
-    old, new = (_whole(args, word, "a version") for word in args.words)
+    old, new = (_whole(args, word, "a version", FIRST_VERSION) for word in args.words)
     return Diff(old, new, args.scope())
 
 
 def _restore(args: _Args) -> Restore:
     if not args.words:
         raise args.fail("restore needs the version to restore")
-    return Restore(_whole(args, args.words[0], "VERSION"), args.scope(), args.rest(1))
+    version = _whole(args, args.words[0], "VERSION", FIRST_VERSION)
+    return Restore(version, args.scope(), args.rest(1))
 
 
 _WINDOW = re.compile(r"^([0-9]{1,6})([mhd])$")  # enough digits for 90d in minutes
@@ -521,7 +523,8 @@ def parse_learning_form(
     choices: Sequence[RelaxBounds],
     minutes_range: tuple[int, int],
 ) -> LearningForm:
-    """Check every field and report all problems at once, each next to its field."""
+    """Check every field and report all problems at once, each next to its field. The form
+    comes from Slack, where the reason is optional (core.services.needs_reason)."""
     errors: dict[str, str] = {}
     minutes = (duration or "").strip()
     low, high = minutes_range
@@ -538,8 +541,6 @@ def parse_learning_form(
             errors[field] = f"a percentage from {choice.min_pct:g} to {choice.max_pct:g}"
         else:
             relax_pct[choice.name] = pct
-    if not (reason or "").strip():
-        errors[REASON_FIELD] = "say why the team wants to explore"
     if errors:
         raise FormError(errors)
     return LearningForm(int(minutes), relax_pct, (reason or "").strip())

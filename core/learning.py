@@ -15,8 +15,9 @@ Rules:
   parameter's relax range unless the caller picks another percentage within it.
 - Start is refused, audited and changes nothing when: a session is running; the cooldown after
   the last one has not passed; the duration is outside the configured bounds; the reason is
-  empty (relaxing risk limits needs a why, like any change); a percentage is outside its
-  parameter's range or names a parameter without one.
+  empty where a change needs one (core.services.needs_reason: from the CLI and the HTTP API,
+  not from Slack); a percentage is outside its parameter's range or names a parameter
+  without one.
 - While a session runs, changes to the parameters it relaxed (any scope, any entry point) are
   refused: the end of the session would silently undo them. Other parameters can change.
 - Crash safety: the session row, with its planned end and original values, is written before
@@ -137,7 +138,7 @@ async def start_learning_session(
     }
     try:
         require(actor, Action.LEARNING)
-        _check_request(deps.learning_policy, duration_minutes, reason)
+        _check_request(deps.learning_policy, actor, duration_minutes, reason)
         percentages = _chosen_percentages(deps.schema, relax_pct or {})
         await _check_nothing_running(deps)
         plans = await _relax_plans(deps, actor, percentages)
@@ -233,9 +234,10 @@ async def _recommendation(
     )
 
 
-def _check_request(policy: LearningPolicy, duration_minutes: int, reason: str) -> None:
-    if not reason.strip():
-        raise ValidationError("a reason is required: say what the learning session should explore")
+def _check_request(
+    policy: LearningPolicy, actor: Actor, duration_minutes: int, reason: str
+) -> None:
+    services.needs_reason(actor, reason, "say what the learning session should explore")
     low, high = policy.min_duration_minutes, policy.max_duration_minutes
     if (
         isinstance(duration_minutes, bool)
@@ -365,7 +367,7 @@ async def _relax(
     deps: Deps, actor: Actor, session: LearningSession, plans: Sequence[_ScopePlan]
 ) -> None:
     """Commit the relaxed values scope by scope; if one is refused, undo the others."""
-    why = f"learning session {session.id}: {session.reason}"
+    why = f"learning session {session.id}: {session.reason or services.NO_REASON}"
     for plan in plans:
         try:
             await services.apply_session_values(

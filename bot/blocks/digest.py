@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from bot.blocks.alerts import decision_line
 from bot.blocks.common import SECTION_TEXT_MAX, Message, capped, escape, person
+from bot.render import said
 from core.counterfactual import GroupStats, Insights
 from core.digest import Digest, ScopeParameters, Unavailable
 from core.learning_model import LearningSession, TradeFigures
@@ -252,7 +253,7 @@ def _change(change: ParamChangeRecord) -> Mrkdwn:
     return Mrkdwn(
         f"• `{escape(change.parameter)}` {_value(change.old)} → *{_value(change.new)}* "
         f"by {person(change.actor)} ({change.source.value}, {_stamp(change.created_at)}): "
-        f"{escape(change.reason)}"
+        f"{escape(said(change.reason))}"
     )
 
 

@@ -34,9 +34,15 @@ def usage_error(error: CommandError, usages: Sequence[Usage]) -> Message:
     )
 
 
-def refusal(message: str) -> Message:
-    """A core refusal (bad value, missing role, conflict) said to the asker alone."""
-    return Message(text=message, blocks=[section(f":warning: {escape(message)}")])
+def refusal(message: str, usage: Usage | None = None) -> Message:
+    """A core refusal (bad value, missing role, conflict) said to the asker alone; with the
+    `usage` of the subcommand when the refused input was one of its arguments."""
+    if usage is None:
+        return Message(text=message, blocks=[section(f":warning: {escape(message)}")])
+    return Message(
+        text=f"{message}\nUsage: {usage.line}",
+        blocks=[section(f":warning: {escape(message)}\nUsage: `{usage.line}`")],
+    )
 
 
 INTERNAL_ERROR = "Something went wrong on paramadapt's side (it is logged). Try again in a moment."

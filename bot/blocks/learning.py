@@ -18,6 +18,7 @@ from slack_sdk.models.views import View
 
 from bot import render_learning
 from bot.blocks.common import Message, context, escape, person, section, utc_time
+from bot.render import said
 from core.commands import DURATION_FIELD, REASON_FIELD, relax_field
 from core.learning import LearningSession, LearningStatus, RelaxChoice, TradeFigures
 from core.learning_model import LearningPolicy, Recommendation, Recommendations, Verdict
@@ -51,7 +52,7 @@ def started(session: LearningSession) -> Message:
     )
     return Message(
         text=render_learning.started(session),
-        blocks=[section("\n".join([head, *_values(session), f"> {escape(session.reason)}"]))],
+        blocks=[section("\n".join([head, *_values(session), f"> {escape(said(session.reason))}"]))],
         ephemeral=False,
     )
 
@@ -116,12 +117,12 @@ def status(current: LearningStatus | None) -> Message:
     lines = [head, f"So far: {_figures(current.so_far)}", *_values(session)]
     return Message(
         text=render_learning.status(current),
-        blocks=[section("\n".join(lines)), context(f"Why: {escape(session.reason)}")],
+        blocks=[section("\n".join(lines)), context(f"Why: {escape(said(session.reason))}")],
     )
 
 
 def form(choices: Sequence[RelaxChoice], policy: LearningPolicy, channel_id: str) -> View:
-    """The start form: duration, one relax percentage per parameter, and a reason.
+    """The start form: duration, one relax percentage per parameter, and an optional reason.
 
     The channel the command came from rides along, so the start is announced there.
     """
@@ -158,6 +159,7 @@ def form(choices: Sequence[RelaxChoice], policy: LearningPolicy, channel_id: str
         label="Reason",
         hint="What should the session explore? Announced in the channel.",
         element=PlainTextInputElement(action_id=REASON_FIELD, multiline=True, max_length=500),
+        optional=True,  # as in /param learning start 30: core.services.needs_reason
     )
     return View(
         type="modal",

@@ -56,14 +56,14 @@ def changed(
     """An applied change: `who` did `what`, each parameter's old → new value, why, and a
     `footer` (version_footer) naming the versions and the backup."""
     head = f"{person(who)} {what}"
-    why = f"> {escape(reason)}" if reason else ""
+    why = render.said(reason)
     plain = f"{head}: " + ", ".join(
         f"{c.parameter} {shown(c.old)} → {shown(c.new)}" for c in changes
     )
     return Message(
-        text=f"{plain} — {reason}" if reason else plain,
+        text=f"{plain} — {why}",
         blocks=[
-            section("\n".join([head, *change_lines(changes), why]).strip()),
+            section("\n".join([head, *change_lines(changes), f"> {escape(why)}"])),
             context(footer),
         ],
         ephemeral=False,
@@ -80,7 +80,7 @@ def history(scope: Scope, records: Sequence[ParamChangeRecord]) -> Message:
     lines = [
         f"*v{r.to_version}* {utc_stamp(r.created_at)} · `{r.parameter}`: "
         f"{shown(r.old)} → *{shown(r.new)}* · {person(r.actor)} via {r.source.value}"
-        f" — {escape(r.reason)}"
+        f" — {escape(render.said(r.reason))}"
         for r in records
     ]
     blocks: list[Block] = [HeaderBlock(text=f"History · {scope}"), *sections(lines)]

@@ -10,12 +10,13 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import Alerts
 from bot.blocks.alerts import APPROVE_ACTION, DENY_ACTION
 from bot.blocks.help import internal_error, refusal
 from bot.handlers.actor import actor_of
-from bot.handlers.reply import tell
+from bot.handlers.reply import reply_to, tell
 from bot.runtime import Runtime
 from core import trades
 from core.authz import Actor
@@ -26,15 +27,17 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, runtime: Runtime, alerts: Alerts) -> None:
     async def approve_override(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
+        respond = reply_to(context, body, client)
         await _decide(runtime, alerts, actor_of(context), body, respond, approve=True)
 
     async def deny_override(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
+        respond = reply_to(context, body, client)
         await _decide(runtime, alerts, actor_of(context), body, respond, approve=False)
 
     app.action(APPROVE_ACTION)(approve_override)
@@ -49,9 +52,11 @@ async def _decide(
     respond: AsyncRespond | None,
     approve: bool,
 ) -> None:
-    alert = _alert_at(body)
+    alert: tuple[str, str] | None = None
     try:
-        await trades.decide_blocked_trade(runtime.deps, actor, _trade_id(body), approve)
+        trade_id = _trade_id(body)
+        alert = await _alert_of(runtime, body, trade_id)
+        await trades.decide_blocked_trade(runtime.deps, actor, trade_id, approve)
     except UserError as error:
         log.info("alert %s: %s refused: %s", alert, actor.id, error)
         if isinstance(error, ConflictError) and alert:  # decided or expired: no stale buttons
@@ -64,15 +69,37 @@ async def _decide(
         return
     if alert:
         await alerts.decided(*alert)
+    else:
+        log.warning(
+            "trade %s decided by %s, but its alert is nowhere to update", trade_id, actor.id
+        )
 
 
-def _alert_at(body: dict[str, Any]) -> tuple[str, str] | None:
-    """The channel and ts of the alert clicked (Slack always says; a forged click may not)."""
-    container = body.get("container")
-    if not isinstance(container, dict):
-        return None
-    channel, ts = container.get("channel_id"), container.get("message_ts")
-    return (str(channel), str(ts)) if channel and ts else None
+async def _alert_of(
+    runtime: Runtime, body: dict[str, Any], trade_id: int
+) -> tuple[str, str] | None:
+    """The channel and ts of the alert clicked: from the click's container, else from its
+    channel and message (Slack sends both; a stand-in may send only one), else from where
+    the trade's alert was recorded as posted."""
+    container = _mapping(body.get("container"))
+    found = _pair(container.get("channel_id"), container.get("message_ts"))
+    found = found or _pair(
+        _mapping(body.get("channel")).get("id"), _mapping(body.get("message")).get("ts")
+    )
+    if found:
+        return found
+    trade = await runtime.deps.trades.blocked_trade(trade_id)
+    return _pair(trade.alert_channel, trade.alert_ts) if trade else None
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _pair(channel: Any, ts: Any) -> tuple[str, str] | None:
+    if isinstance(channel, str) and isinstance(ts, str) and channel and ts:
+        return channel, ts
+    return None
 
 
 def _trade_id(body: dict[str, Any]) -> int:

@@ -11,13 +11,14 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.help import internal_error, refusal
 from bot.blocks.learning import APPLY_ACTION
 from bot.blocks.params import change_announcement
 from bot.handlers.actor import actor_of
-from bot.handlers.reply import tell
+from bot.handlers.reply import reply_to, tell
 from bot.runtime import Runtime
 from core import learning
 from core.errors import UserError, ValidationError
@@ -30,10 +31,11 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     async def apply_recommendation(
         ack: AsyncAck,
         body: dict[str, Any],
-        respond: AsyncRespond,
+        client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        respond = reply_to(context, body, client)
         actor = actor_of(context)
         try:
             session_id, scope, parameter = _target(body)

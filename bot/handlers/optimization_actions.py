@@ -12,11 +12,12 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.help import internal_error, refusal
 from bot.blocks.optimization import APPLY_ACTION, REJECT_ACTION
 from bot.handlers.actor import actor_of
-from bot.handlers.reply import redraw, tell
+from bot.handlers.reply import redraw, reply_to, tell
 from bot.optimization_announcer import report_message, superseded_report
 from bot.runtime import Runtime
 from core import optimization
@@ -28,15 +29,17 @@ log = logging.getLogger(__name__)
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
     async def apply_winner(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
+        respond = reply_to(context, body, client)
         await _decide(runtime, actor_of(context), body, respond, apply=True)
 
     async def reject_winner(
-        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         await ack()
+        respond = reply_to(context, body, client)
         await _decide(runtime, actor_of(context), body, respond, apply=False)
 
     app.action(APPLY_ACTION)(apply_winner)

@@ -15,21 +15,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from bot.app import SlackBot, SlackTiming, mount
+from bot.app import SlackBot, SlackTiming
 from bot.config import Settings
 from bot.outbox import OutboxDispatcher
 from bot.runtime import Runtime
 from bot.service import started
 from bot.slack import build_slack
-from bot.webhook.server import build_http_app
 from core.authz import Actor, Role
 from core.models import BlockedTradeEvent, Ingested, Side
 from core.trades import ingest_blocked_trades
-from tests.api.conftest import Api
+from tests.api.conftest import Api, serve_runtime
 from tests.fakeslack import Ack, FakeSlack, ResponseUrlPost
 
 BOT_TOKEN = "xoxb-fake-bot-token"
@@ -95,13 +92,8 @@ async def bot(runtime: Runtime, slack: FakeSlack) -> AsyncIterator[SlackBot]:
 async def api(runtime: Runtime, bot: SlackBot) -> AsyncIterator[Api]:
     """The running bot's HTTP API, /process-command included (as `paramadapt run` serves it).
     Its tokens are those of tests.api.conftest: override `settings` with `api_settings`."""
-    app = build_http_app(runtime)
-    mount(app, bot, events=False)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
-    await server.close()
+    async for client in serve_runtime(runtime, bot):
+        yield client
 
 
 class ManualClock:

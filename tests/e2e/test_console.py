@@ -65,8 +65,8 @@ def test_a_script_of_commands_gets_the_same_answers_as_in_slack(env: dict[str, s
     assert out.startswith("paramadapt console: you are U0CONSOLE (admin in console mode).")
     assert "> /param show min_confidence\n\n#console (only you) │ paramadapt\n" in out
     assert "  min_confidence  0.65 fraction  default\n" in out
-    assert (
-        "#console (only you) │ paramadapt\n"
+    assert (  # typed in #console, announced in #risk-blocked: #console sees it too
+        "#console │ paramadapt\n"
         "  @U0CONSOLE set min_confidence in global\n"
         "  • min_confidence: 0.65 → 0.6\n"
         "  > too many good BUYs blocked\n"
@@ -92,13 +92,15 @@ def test_as_picks_who_types_and_their_roles_apply(env: dict[str, str]) -> None:
 def test_a_form_is_filled_field_by_field_and_asked_again_when_invalid(
     env: dict[str, str],
 ) -> None:
-    answers = ["1000", "", "", "", "", "explore", "30", "", "", "", "", ""]
+    answers = ["1000", "25", "", "", "", "explore", "30", "15", "", "", "", ""]
 
     out = console(env, "\n".join(["/param learning start", *answers, "/param learning status"]))
 
     assert "── Start learning session ──" in out
     assert "Duration (minutes) (5 to 240 minutes) [60]: 1000" in out
-    assert "  ⚠ duration: a whole number of minutes from 5 to 240" in out
+    # each problem named by the field's label, as the form shows it
+    assert "  ⚠ Duration (minutes): a whole number of minutes from 5 to 240" in out
+    assert "  ⚠ min_confidence: lower by (%): a percentage from 10 to 20" in out
     assert "Duration (minutes) (5 to 240 minutes) [1000]: 30" in out
     assert "@U0CONSOLE started learning session 1 until" in out
     assert "Learning session 1 by @U0CONSOLE: 30 min left" in out

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from bot.config import Settings
 from bot.runtime import Runtime
 from core.alerts import AlertStatus
 from core.models import OverrideStatus, Side
@@ -15,6 +17,7 @@ from storage.db import sessionmaker
 from tests.e2e.conftest import (
     ADMIN,
     OPERATOR,
+    QUICK,
     RISK,
     TRADER,
     VIEWER,
@@ -152,6 +155,25 @@ async def test_two_approvers_racing_make_one_decision(slack: FakeSlack, runtime:
     assert text_of(final["blocks"]).count(" by <@") == 1
 
 
+@pytest.mark.parametrize(
+    "omit",
+    [["container"], ["container", "channel", "message"]],
+    ids=["channel-and-message", "from-the-trade"],
+)
+@pytest.mark.usefixtures("bot")
+async def test_a_click_without_a_container_still_updates_the_alert(
+    slack: FakeSlack, runtime: Runtime, omit: list[str]
+) -> None:
+    await block(runtime)
+    message = await alert_for(slack)
+    await outbox_drained(runtime)  # where the alert is, recorded
+
+    await slack.click_button(message, "override_approve", OPERATOR, omit=omit)
+
+    decided = await updated(slack, message["ts"], "Approved by <@U0OPS>")
+    assert actions(decided) == []
+
+
 @pytest.mark.usefixtures("bot")
 async def test_the_clicking_user_is_checked_not_the_poster(
     slack: FakeSlack, runtime: Runtime
@@ -192,3 +214,21 @@ async def test_an_unanswered_alert_expires_and_a_late_click_is_refused(
 
 def expired_channel(slack: FakeSlack) -> str:
     return slack.channel_id(RISK)
+
+
+class TestAnAlertExpiringWithinTheSweepInterval:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return replace(settings, alert_expiry_minutes=0.05)  # 3 seconds
+
+    async def test_it_expires_when_due_not_at_the_next_sweep(
+        self, slack: FakeSlack, runtime: Runtime
+    ) -> None:
+        async with running_bot(runtime, replace(QUICK, expiry_sweep=600.0)):
+            await slack.wait_for_connections(1)
+            await block(runtime)
+            message = await alert_for(slack)
+
+            expired = await updated(slack, message["ts"], "Expired at")  # waits up to 15 s
+
+        assert actions(expired) == []

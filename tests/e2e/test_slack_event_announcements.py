@@ -79,9 +79,9 @@ async def test_a_change_over_the_http_api_is_announced_as_made_there(
 async def test_a_change_in_slack_answers_the_caller_and_is_announced_in_the_channel_once(
     slack: FakeSlack, runtime: Runtime
 ) -> None:
-    answer = await param(slack, "set min_confidence 0.6 too many good BUYs blocked")
+    answer = await param(slack, "set min_confidence 0.6 too many good BUYs blocked", channel=RISK)
 
-    assert answer.response_type == "ephemeral"
+    assert answer.response_type == "ephemeral"  # typed where it is announced
     [shown] = await announced(slack, runtime)
     assert "<@U0ADMIN> changed *global* in Slack" in shown
     assert "• `min_confidence`: 0.65 → *0.6*" in shown
@@ -130,9 +130,9 @@ async def test_a_decision_on_an_alert_is_shown_on_the_alert_alone(
 async def test_an_override_granted_by_command_is_announced_once(
     slack: FakeSlack, runtime: Runtime
 ) -> None:
-    answer = await param(slack, "override btcusdc buy strategic_opportunity", OPERATOR)
+    answer = await param(slack, "override btcusdc buy strategic_opportunity", OPERATOR, RISK)
 
-    assert answer.response_type == "ephemeral"
+    assert answer.response_type == "ephemeral"  # typed where it is announced
     [shown] = await announced(slack, runtime)
     assert "<@U0OPS> overrode the risk block for *BUY BTCUSDC* until" in shown
     assert "> strategic_opportunity" in shown

@@ -82,7 +82,6 @@ async def test_invalid_input_is_shown_next_to_each_field_and_starts_nothing(
         "errors": {
             "duration": "a whole number of minutes from 5 to 240",
             "relax:min_confidence": "a percentage from 10 to 20",
-            "reason": "say why the team wants to explore",
         },
     }
     assert await runtime.deps.learning.active() is None

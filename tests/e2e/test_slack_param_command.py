@@ -58,7 +58,7 @@ async def test_help_lists_only_what_the_caller_may_run(slack: FakeSlack) -> None
         "/param digest [daily|weekly]",
         "/param notifications",
     ]
-    assert "/param set PARAM VALUE [--scope S] REASON..." in admin
+    assert "/param set PARAM VALUE [--scope S] [REASON...]" in admin
     assert "/param restore VERSION [--scope S] [REASON...]" in admin
     assert "/param optimize [SCOPE]" in admin
 
@@ -66,12 +66,12 @@ async def test_help_lists_only_what_the_caller_may_run(slack: FakeSlack) -> None
 async def test_malformed_input_gets_the_error_the_syntax_and_the_reference(
     slack: FakeSlack, runtime: Runtime
 ) -> None:
-    answer = await param(slack, "set min_confidence 0.6")
+    answer = await param(slack, "set min_confidence")
 
     shown = text_of(answer.body["blocks"])
     assert answer.response_type == "ephemeral"
-    assert "a reason is required: say why the value changes" in shown
-    assert "Usage: `/param set PARAM VALUE [--scope S] REASON...`" in shown
+    assert "set needs a parameter and a value" in shown
+    assert "Usage: `/param set PARAM VALUE [--scope S] [REASON...]`" in shown
     assert "`/param show [PARAM|all] [--scope S]`" in shown
     assert await runtime.deps.config.active(Scope.GLOBAL) is None  # nothing changed
 
@@ -100,10 +100,18 @@ async def test_a_typo_is_refused_with_the_closest_name(slack: FakeSlack) -> None
     assert "did you mean 'min_confidence'?" in answer.text
 
 
+async def test_an_unknown_parameter_is_refused_with_the_syntax_of_show(slack: FakeSlack) -> None:
+    answer = await param(slack, "show nosuch", VIEWER)
+
+    shown = text_of(answer.body["blocks"])
+    assert "unknown parameter 'nosuch'" in shown
+    assert "Usage: `/param show [PARAM|all] [--scope S]`" in shown
+
+
 async def test_set_answers_the_caller_with_who_what_and_why(slack: FakeSlack) -> None:
     answer = await param(slack, "set min_confidence 0.6 too many good BUYs blocked")
 
-    assert answer.response_type == "ephemeral"  # the channel's announcement: the outbox's
+    assert answer.response_type == "in_channel"  # typed outside the announcing channel
     shown = text_of(answer.body["blocks"])
     assert "<@U0ADMIN> set `min_confidence` in *global*" in shown
     assert "• `min_confidence`: 0.65 → *0.6*" in shown
@@ -115,6 +123,31 @@ async def test_set_answers_the_caller_with_who_what_and_why(slack: FakeSlack) ->
     )
     shown_now = await param(slack, "show min_confidence", VIEWER)
     assert "`0.6`" in text_of(shown_now.body["blocks"])
+
+
+async def test_set_without_a_reason_is_applied_and_announced_as_having_none(
+    slack: FakeSlack, runtime: Runtime
+) -> None:
+    answer = await param(slack, "set min_confidence 0.6")
+
+    assert "• `min_confidence`: 0.65 → *0.6*" in text_of(answer.body["blocks"])
+    assert "> no reason given" in text_of(answer.body["blocks"])
+    runtime.wake_dispatchers()
+    await slack.wait_until(lambda: bool(slack.messages(RISK)), 15, "the change's announcement")
+    [announced] = [text_of(message["blocks"]) for message in slack.messages(RISK)]
+    assert "• `min_confidence`: 0.65 → *0.6*" in announced
+    assert "> no reason given" in announced
+    history = await param(slack, "history min_confidence", VIEWER)
+    assert "<@U0ADMIN> via slack — no reason given" in text_of(history.body["blocks"])
+
+
+async def test_the_http_api_still_needs_a_reason_for_a_change(
+    bot: SlackBot, runtime: Runtime
+) -> None:
+    refused = await bot.run_param_command(ADMIN, "set min_confidence 0.6", source="api")
+
+    assert refused.text == "a reason is required: say why the value changes"
+    assert await runtime.deps.config.active(Scope.GLOBAL) is None
 
 
 async def test_a_value_out_of_bounds_is_refused_and_changes_nothing(
@@ -133,7 +166,7 @@ async def test_reset_and_restore_answer_the_caller(slack: FakeSlack) -> None:
     reset = await param(slack, "reset stop_loss_pct --scope HIGH")
     restore = await param(slack, "restore 1 --scope HIGH the reset was a mistake")
 
-    assert reset.response_type == restore.response_type == "ephemeral"
+    assert reset.response_type == restore.response_type == "in_channel"
     assert "• `stop_loss_pct`: 3 → *(inherited)*" in text_of(reset.body["blocks"])
     assert "> reset stop_loss_pct to its default" in text_of(reset.body["blocks"])
     assert "<@U0ADMIN> restored *HIGH* version 1" in text_of(restore.body["blocks"])
@@ -156,10 +189,28 @@ async def test_history_and_diff(slack: FakeSlack) -> None:
     assert missing.text == "global has no version 9; the active version is 2"
 
 
+async def test_diff_from_version_0_shows_the_change_from_the_defaults(slack: FakeSlack) -> None:
+    await param(slack, "set min_confidence 0.6 first")
+
+    diff = await param(slack, "diff 0 1", VIEWER)
+
+    assert text_of(diff.body["blocks"]) == (
+        "*global*: version 0 → 1\n• `min_confidence`: 0.65 → *0.6*"
+    )
+
+
+async def test_restore_of_version_0_goes_back_to_the_defaults(slack: FakeSlack) -> None:
+    await param(slack, "set min_confidence 0.6 first")
+
+    restored = await param(slack, "restore 0 back to the defaults")
+
+    assert "• `min_confidence`: 0.6 → *0.65*" in text_of(restored.body["blocks"])
+
+
 async def test_override_answers_the_caller(slack: FakeSlack) -> None:
     answer = await param(slack, "override btcusdc buy strategic_opportunity", OPERATOR)
 
-    assert answer.response_type == "ephemeral"
+    assert answer.response_type == "in_channel"
     assert "<@U0OPS> overrode the risk block for *BUY BTCUSDC* until" in text_of(
         answer.body["blocks"]
     )
@@ -191,7 +242,7 @@ async def test_a_learning_session_started_checked_and_stopped(slack: FakeSlack) 
     status = await param(slack, "learning status", VIEWER)
     stopped = await param(slack, "learning stop enough seen", OPERATOR)
 
-    assert started.response_type == stopped.response_type == "ephemeral"
+    assert started.response_type == stopped.response_type == "in_channel"
     assert "<@U0OPS> started learning session 1 until" in text_of(started.body["blocks"])
     assert "global `min_confidence`: 0.65 → *0.5525*" in text_of(started.body["blocks"])
     assert "*Learning session 1* by <@U0OPS>: 30 min left" in text_of(status.body["blocks"])
@@ -199,6 +250,15 @@ async def test_a_learning_session_started_checked_and_stopped(slack: FakeSlack) 
         stopped.body["blocks"]
     )
     assert (await param(slack, "learning status", VIEWER)).text == "No learning session is running."
+
+
+async def test_a_learning_session_starts_without_a_reason(slack: FakeSlack) -> None:
+    started = await param(slack, "learning start 30", OPERATOR)
+    status = await param(slack, "learning status", VIEWER)
+
+    assert "<@U0OPS> started learning session 1 until" in text_of(started.body["blocks"])
+    assert "> no reason given" in text_of(started.body["blocks"])
+    assert "Why: no reason given" in text_of(status.body["blocks"])
 
 
 async def test_the_start_and_end_of_a_session_are_announced_in_the_risk_channel(

@@ -94,7 +94,7 @@ async def test_socket_mode_answers_commands_and_posts_alerts(
         code = await stopped(bot)
 
     assert code == 0
-    assert answer.response_type == "ephemeral"
+    assert answer.response_type == "in_channel"  # typed in #trading, announced in #risk-blocked
     assert "• `min_confidence`: 0.65 → *0.6*" in text_of(answer.body["blocks"])
     assert readiness["slack"] == "connected"
     output = "\n".join(bot.lines)

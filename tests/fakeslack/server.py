@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ _VIEW_MAX_BLOCKS = 100
 _SECTION_TEXT_MAX = 3000
 _DEFAULT_CHANNEL = "#general"
 _HOST = "applink-fake-1"
+_WS_ENDED = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
 # ---------------------------------------------------------------------------- records
@@ -238,17 +239,30 @@ class FakeSlack:
     """Fake Slack on 127.0.0.1; use as `async with FakeSlack() as slack:`."""
 
     def __init__(
-        self, workspace: Workspace | None = None, *, channel_rate_limit: int | None = None
+        self,
+        workspace: Workspace | None = None,
+        *,
+        channel_rate_limit: int | None = None,
+        any_token: bool = False,
     ) -> None:
         self.workspace = workspace or Workspace()
         # Max chat.postMessage per channel in any 1 s window before answering 429 (None: off).
         self.channel_rate_limit = channel_rate_limit
+        # Like a Slack stand-in: any non-empty token for any method (no xoxb-/xapp- prefixes).
+        self.any_token = any_token
+        # False: like a stand-in that never answers a client's close frame (the connection
+        # stays open until the fake stops), so a client waiting for the answer waits in vain.
+        self.answers_close = True
+        self._stopping = asyncio.Event()
         self._port: int | None = None
         self._runner: web.AppRunner | None = None
         self._changed = _Signal()
         self._ts = p.TsClock()
         self._down = False
         self._faults: defaultdict[str, deque[_Fault]] = defaultdict(deque)
+        self._response_url_faults: deque[int] = deque()
+        self._held: dict[str, asyncio.Event] = {}
+        self._in_flight: defaultdict[str, int] = defaultdict(int)
         self._calls: list[ApiCall] = []
         self._messages: defaultdict[str, dict[str, JSON]] = defaultdict(dict)
         self._ephemerals: list[JSON] = []
@@ -310,6 +324,9 @@ class FakeSlack:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        self._stopping.set()
+        for method in list(self._held):
+            self.release(method)
         for connection in self.connections:
             await connection.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         if self._runner is not None:
@@ -378,6 +395,23 @@ class FakeSlack:
         if status == 200 and error is None:
             raise ValueError("status=200 needs an error code")
         self._faults[method].extend(_Fault(status, retry_after, error) for _ in range(times))
+
+    def fail_response_urls(self, status: int = 500, *, times: int = 1) -> None:
+        """Answer the next `times` posts to any response_url with `status` (nothing applied)."""
+        self._response_url_faults.extend([status] * times)
+
+    def hold(self, method: str) -> None:
+        """Let calls of `method` hang (no answer) until `release(method)` or the fake stops."""
+        self._held.setdefault(method, asyncio.Event())
+
+    def release(self, method: str) -> None:
+        held = self._held.pop(method, None)
+        if held is not None:
+            held.set()
+
+    def in_flight(self, method: str) -> int:
+        """Calls of `method` received and not answered yet (held ones)."""
+        return self._in_flight[method]
 
     def set_down(self, down: bool = True) -> None:
         """Take the Web API, uploads, response_urls and new WebSocket handshakes down (503)."""
@@ -624,8 +658,10 @@ class FakeSlack:
         user_id: str | None = None,
         channel_id: str = _DEFAULT_CHANNEL,
         timeout: float = 3.0,
+        omit: Collection[str] = (),
     ) -> Ack:
-        """Send a slash command as Slack does and return the app's ack."""
+        """Send a slash command as Slack does and return the app's ack; `omit` names payload
+        fields to leave out (as a stand-in or a forged request might, e.g. "response_url")."""
         user = user_id or self.user_id
         channel = self.channel_id(channel_id)
         payload = p.slash_command(
@@ -638,7 +674,7 @@ class FakeSlack:
             response_url=self._new_response_url("slash_commands", channel, user),
             trigger_id=self._issue_trigger(),
         )
-        return await self._send_and_wait("slash_commands", payload, timeout)
+        return await self._send_and_wait("slash_commands", _without(payload, omit), timeout)
 
     async def click_button(
         self,
@@ -649,14 +685,16 @@ class FakeSlack:
         value: str | None = None,
         channel_id: str | None = None,
         timeout: float = 3.0,
+        omit: Collection[str] = (),
     ) -> Ack:
-        """Click the button `action_id` found in a message, a view, or a list of blocks."""
+        """Click the button `action_id` found in a message, a view, or a list of blocks;
+        `omit` names payload fields to leave out (e.g. "container", "response_url")."""
         user = user_id or self.user_id
         if isinstance(source, Mapping) and source.get("type") in ("modal", "home"):
             payload = self._view_click(source, action_id, user, value)
         else:
             payload = self._message_click(source, action_id, user, value, channel_id)
-        return await self._send_and_wait("interactive", payload, timeout)
+        return await self._send_and_wait("interactive", _without(payload, omit), timeout)
 
     async def submit_view(
         self,
@@ -774,6 +812,14 @@ class FakeSlack:
         method = request.match_info["method"]
         params, form_token = await _read_params(request)
         token = _bearer_token(request) or form_token
+        held = self._held.get(method)
+        if held is not None:
+            self._in_flight[method] += 1
+            self._changed.notify()
+            try:
+                await held.wait()
+            finally:
+                self._in_flight[method] -= 1
         status, body, headers = self._answer(method, params, token)
         self._calls.append(
             ApiCall(
@@ -803,7 +849,7 @@ class FakeSlack:
         if handler is None:
             return 404, {"ok": False, "error": "unknown_method", "req_method": method}, {}
         try:
-            request = _ApiRequest(params, _checked_token(method, token))
+            request = _ApiRequest(params, _checked_token(method, token, self.any_token))
             return 200, {"ok": True, **handler(request)}, {}
         except _SlackError as e:
             return e.status, {"ok": False, "error": e.error}, e.headers
@@ -812,7 +858,7 @@ class FakeSlack:
 
     def _auth_test(self, req: _ApiRequest) -> JSON:
         ws = self.workspace
-        is_bot = req.token.startswith("xoxb-")
+        is_bot = not req.token.startswith("xoxp-")  # only bot and user tokens get here
         result: JSON = {
             "url": f"https://{ws.team_domain}.slack.com/",
             "team": ws.team_domain,
@@ -1058,6 +1104,8 @@ class FakeSlack:
             return 503, {"ok": False, "error": "service_unavailable"}
         if target is None:
             return 404, {"ok": False, "error": "expired_url"}
+        if self._response_url_faults:
+            return self._response_url_faults.popleft(), {"ok": False, "error": "fake_failure"}
         target.uses += 1
         if target.uses > _RESPONSE_URL_MAX_USES:
             return 404, {"ok": False, "error": "used_url"}
@@ -1097,7 +1145,8 @@ class FakeSlack:
         if ticket not in self._tickets:
             return web.Response(status=401, text="invalid ticket")
         self._tickets.discard(ticket)  # a ticket opens one connection
-        ws = web.WebSocketResponse(autoping=True, timeout=2.0)  # autoping answers sdk pings
+        # autoping answers sdk pings; a close frame is answered below (or not: answers_close)
+        ws = web.WebSocketResponse(autoping=True, timeout=2.0, autoclose=False)
         await ws.prepare(request)
         connection = SocketConnection(id=uuid.uuid4().hex[:8], opened_at=time.monotonic(), ws=ws)
         hello = p.hello_message(
@@ -1107,11 +1156,17 @@ class FakeSlack:
         self._connections.append(connection)
         self._changed.notify()
         try:
-            async for frame in ws:
+            while (frame := await ws.receive()).type not in _WS_ENDED:
                 if frame.type == WSMsgType.TEXT:
                     self._on_client_frame(connection, frame.data)
+            if frame.type == WSMsgType.CLOSE:
+                connection.closed_at = time.monotonic()
+                self._changed.notify()
+                if not self.answers_close:
+                    await self._stopping.wait()  # never answered: the client waits in vain
+                await ws.close()
         finally:
-            connection.closed_at = time.monotonic()
+            connection.closed_at = connection.closed_at or time.monotonic()
             self._changed.notify()
         return ws
 
@@ -1167,16 +1222,25 @@ def _bearer_token(request: web.Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _checked_token(method: str, token: str | None) -> str:
-    """Validate presence and type of the token the way Slack does."""
+def _checked_token(method: str, token: str | None, any_token: bool = False) -> str:
+    """Validate presence and type of the token the way Slack does (`any_token`: presence only)."""
     if not token:
         raise _SlackError("not_authed")
+    if any_token:
+        return token
     is_app_token = token.startswith("xapp-")
     if (method in _APP_TOKEN_METHODS) != is_app_token:
         raise _SlackError("not_allowed_token_type")
     if not is_app_token and not token.startswith(("xoxb-", "xoxp-")):
         raise _SlackError("invalid_auth")
     return token
+
+
+def _without(payload: JSON, omit: Collection[str]) -> JSON:
+    unknown = set(omit) - set(payload)
+    if unknown:
+        raise KeyError(f"the payload has no {sorted(unknown)} to leave out")
+    return {key: value for key, value in payload.items() if key not in omit}
 
 
 def _message_content(params: JSON) -> tuple[str, list[JSON]]:

@@ -20,13 +20,16 @@ VALID = [
     "show min_confidence --scope HIGH",
     "show --scope=LOW",
     'set stop_loss_pct 2.5 --scope MEDIUM "wider stops"',
+    "set min_confidence 0.6",
     "reset min_confidence --scope HIGH back to normal",
     "override BTCUSDC buy strategic opportunity",
     "learning start 60 explore lower confidence",
+    "learning start 30",
     "learning stop enough data",
     "learning status",
     "history min_confidence --limit 5 --scope LOW",
     "diff 3 4 --scope HIGH",
+    "diff 0 1",
     "restore 3 --scope LOW bad change",
     "blocked 7d",
     "optimize high",
@@ -119,8 +122,10 @@ def well_formed(command: c.Command) -> None:
         value = getattr(command, field.name)
         if field.name == "scope":
             assert isinstance(value, Scope) or (isinstance(command, c.Optimize) and value is None)
-        elif field.name in ("limit", "old", "new", "version"):
+        elif field.name == "limit":
             assert isinstance(value, int) and 1 <= value <= c.MAX_WHOLE
+        elif field.name in ("old", "new", "version"):  # version 0: the defaults
+            assert isinstance(value, int) and 0 <= value <= c.MAX_WHOLE
         elif field.name == "duration_minutes":
             assert value is None or 1 <= value <= c.MAX_WHOLE
         elif field.name == "side":
@@ -129,8 +134,8 @@ def well_formed(command: c.Command) -> None:
             assert timedelta(0) < value <= c.MAX_WINDOW
         else:
             assert value is None or isinstance(value, str)
-    if isinstance(command, c.Set | c.Override):
-        assert command.reason.strip(), "a change without a reason"
+    if isinstance(command, c.Override):  # set's and learning start's: optional in Slack
+        assert command.reason.strip(), "an override without a reason"
 
 
 def mutate(rng: random.Random, text: str) -> str:
@@ -212,5 +217,5 @@ def test_any_learning_form_is_a_valid_form_or_errors_by_field(
     except c.FormError as error:
         assert error.errors and set(error.errors) <= {c.DURATION_FIELD, c.REASON_FIELD, *fields}
         return
-    assert 5 <= form.duration_minutes <= 240 and form.reason
+    assert 5 <= form.duration_minutes <= 240 and form.reason == form.reason.strip()
     assert all(b.min_pct <= form.relax_pct[b.name] <= b.max_pct for b in FORM_CHOICES)

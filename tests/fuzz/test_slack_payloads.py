@@ -212,10 +212,8 @@ async def test_odd_form_values_are_shown_next_to_their_field_and_start_nothing(
 ) -> None:
     await slack.slash_command("/param", "learning start", user_id=OPERATOR)
     view = dict((await slack.wait_for_call("views.open")).response["view"])
-    for field in FORM:
+    for field in FORM.keys() - {"reason"}:  # optional in Slack: any text, or none, will do
         for odd in ODD_FORM_VALUES:
-            if field == "reason" and odd not in ("", " ", None):
-                continue  # any reason is a reason
             ack = await slack.submit_view(view, OPERATOR, {**FORM, field: odd})
             assert ack.payload is not None, (field, odd)
             assert ack.payload["response_action"] == "errors"

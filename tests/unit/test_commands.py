@@ -44,6 +44,7 @@ def refusal(text: str, available: set[str] = ALL) -> c.CommandError:
             c.Set("stop_loss_pct", "2.5", Scope.MEDIUM, "wider stops"),
         ),
         ("set x 1 “quoted” reason", c.Set("x", "1", Scope.GLOBAL, "quoted reason")),
+        ("set min_confidence 0.6", c.Set("min_confidence", "0.6", Scope.GLOBAL, "")),
         ("reset min_confidence", c.Reset("min_confidence", Scope.GLOBAL, "")),
         ("reset x --scope HIGH back to normal", c.Reset("x", Scope.HIGH, "back to normal")),
         (
@@ -55,6 +56,7 @@ def refusal(text: str, available: set[str] = ALL) -> c.CommandError:
             "learning start 60 explore lower confidence",
             c.LearningStart(60, "explore lower confidence"),
         ),
+        ("learning start 30", c.LearningStart(30, "")),
         ("learning stop", c.LearningStop("")),
         ("learning stop enough data", c.LearningStop("enough data")),
         ("Learning Status", c.LearningStatusQuery()),
@@ -62,8 +64,10 @@ def refusal(text: str, available: set[str] = ALL) -> c.CommandError:
         ("history min_confidence --limit 5 --scope LOW", c.History("min_confidence", Scope.LOW, 5)),
         ("diff 3 4", c.Diff(3, 4, Scope.GLOBAL)),
         ("diff 1 2 --scope HIGH", c.Diff(1, 2, Scope.HIGH)),
+        ("diff 0 1", c.Diff(0, 1, Scope.GLOBAL)),
         ("restore 3", c.Restore(3, Scope.GLOBAL, "")),
         ("restore 3 --scope LOW bad change", c.Restore(3, Scope.LOW, "bad change")),
+        ("restore 0 back to the defaults", c.Restore(0, Scope.GLOBAL, "back to the defaults")),
         ("blocked", c.Blocked(timedelta(hours=24))),
         ("blocked 30m", c.Blocked(timedelta(minutes=30))),
         ("blocked 7d", c.Blocked(timedelta(days=7))),
@@ -82,8 +86,7 @@ def test_each_subcommand_parses_into_its_typed_command(text: str, command: c.Com
     ("text", "message", "usage"),
     [
         ("frobnicate", "unknown command 'frobnicate'", None),
-        ("set min_confidence", "set needs a parameter, a value and a reason", "set"),
-        ("set min_confidence 0.6", "a reason is required: say why the value changes", "set"),
+        ("set min_confidence", "set needs a parameter and a value", "set"),
         ("set x 1 --scope", "--scope needs a value", "set"),
         ("set x 1 --scope EXTREME why", "unknown scope 'EXTREME'", "set"),
         ("show a b", "unexpected 'b'", "show"),
@@ -96,13 +99,15 @@ def test_each_subcommand_parses_into_its_typed_command(text: str, command: c.Com
         ("learning pause", "learning takes start, stop or status", "learning start"),
         ("learning start soon", "DURATION_MINUTES must be a whole number", "learning start"),
         ("learning start 0 why", "DURATION_MINUTES must be a whole number", "learning start"),
-        ("learning start 60", "a reason is required", "learning start"),
         ("learning status now", "unexpected 'now'", "learning status"),
         ("history --limit many", "--limit must be a whole number", "history"),
+        ("history --limit 0", "--limit must be a whole number from 1", "history"),
         ("diff 3", "diff needs two version numbers", "diff"),
         ("diff 3 latest", "a version must be a whole number", "diff"),
+        ("diff -1 2", "a version must be a whole number from 0", "diff"),
         ("restore", "restore needs the version to restore", "restore"),
         ("restore v3", "VERSION must be a whole number", "restore"),
+        ("restore -1", "VERSION must be a whole number from 0", "restore"),
         ("blocked 2w", "WINDOW must be like 30m, 24h or 7d", "blocked"),
         ("blocked 91d", "at most 90d", "blocked"),
         ("jobs now", "unexpected 'now'", "jobs"),
@@ -118,7 +123,8 @@ def test_malformed_input_says_what_is_wrong_and_the_syntax(
 
 
 def test_usage_lines_show_the_whole_command() -> None:
-    assert c.USAGES["set"].line == "/param set PARAM VALUE [--scope S] REASON..."
+    assert c.USAGES["set"].line == "/param set PARAM VALUE [--scope S] [REASON...]"
+    assert c.USAGES["learning start"].line == "/param learning start [DURATION_MINUTES [REASON...]]"
     assert c.USAGES["learning status"].line == "/param learning status"
 
 
@@ -180,6 +186,13 @@ def test_a_valid_form_becomes_a_learning_request() -> None:
     )
 
 
+def test_the_reason_of_the_form_is_optional_as_in_slack_commands() -> None:
+    for reason in (None, "", "  "):
+        form = c.parse_learning_form("60", RELAX_OK, reason, CHOICES, (5, 240))
+
+        assert form.reason == ""
+
+
 def test_every_invalid_field_of_the_form_is_reported_next_to_it() -> None:
     relax = {"relax:min_confidence": "25", "relax:max_position_size": "lots"}
 
@@ -190,5 +203,4 @@ def test_every_invalid_field_of_the_form_is_reported_next_to_it() -> None:
         "duration": "a whole number of minutes from 5 to 240",
         "relax:min_confidence": "a percentage from 10 to 20",
         "relax:max_position_size": "a percentage from 10 to 30",
-        "reason": "say why the team wants to explore",
     }
