@@ -8,6 +8,10 @@ that is still waiting for a decision). An outbox message is marked delivered onl
 its trade is in Slack; a failed call fails the waiting deliveries, which the outbox
 retries with backoff. Messages are always rendered from the database at the moment they
 are written, so a late write can never put back buttons a decision took away.
+
+A refresh (after a decision or an expiry) that Slack did not take is tried again, with
+backoff and in the same one-call-per-interval pace, until Slack takes it or the process
+stops; only a refusal of the message itself (deleted, say) is not retried.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.alerts import alert
@@ -32,6 +38,27 @@ from storage.outbox import OutboxMessage
 log = logging.getLogger(__name__)
 
 MIN_SWEEP_PAUSE = 0.5  # seconds; at most this late when an expiry falls due within it
+REFRESH_RETRY_FIRST = 1.0  # seconds before a refresh Slack did not take is tried again,
+REFRESH_RETRY_MAX = 60.0  # doubling up to this
+# Slack's answers that say "not now" rather than "not this message".
+_TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+AlertRef = tuple[str, str]  # channel id, ts of an alert message
+
+
+@dataclass
+class _Refresh:
+    due: float  # time.monotonic() from which it may be tried
+    failures: int = 0
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+
+    def tell(self, shown: bool) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(shown)
+        self.waiters.clear()
 
 
 class AlertChannel:
@@ -55,7 +82,7 @@ class AlertChannel:
         self._last_call = float("-inf")
         self._wake = asyncio.Event()
         self._waiters: list[asyncio.Future[None]] = []
-        self._refreshes: list[tuple[str, str]] = []
+        self._refreshes: dict[AlertRef, _Refresh] = {}  # oldest first
         self._loops = Loops()
         self.posted = asyncio.Event()  # set for each new message: a new expiry to wait for
 
@@ -65,6 +92,8 @@ class AlertChannel:
 
     async def stop(self) -> None:
         await self._loops.stop()
+        for pending in self._refreshes.values():  # not shown (yet): the process stops
+            pending.tell(False)
 
     async def deliver(self, trade_id: int) -> None:
         """Return once Slack shows the trade (at once when alerts are silent or off); raise if
@@ -75,15 +104,20 @@ class AlertChannel:
             self._wake.set()
             await done
 
-    def refresh(self, channel_id: str, ts: str) -> None:
-        """Re-render a message from the database (after a decision or expiry)."""
-        if (channel_id, ts) not in self._refreshes:
-            self._refreshes.append((channel_id, ts))
+    def refresh(self, channel_id: str, ts: str) -> asyncio.Future[bool]:
+        """Re-render a message from the database (after a decision or expiry), at once (a
+        refresh waiting to be retried is tried now too). The future says whether the next
+        attempt showed it: False when Slack did not take it (it is retried) or never will."""
+        shown = asyncio.get_running_loop().create_future()
+        pending = self._refreshes.setdefault((channel_id, ts), _Refresh(time.monotonic()))
+        pending.due = min(pending.due, time.monotonic())
+        pending.waiters.append(shown)
         self._wake.set()
+        return shown
 
     async def _run(self) -> None:
         while self._loops.running:
-            await self._loops.pause(None, self._wake)
+            await self._loops.pause(self._until_retry(), self._wake)
             self._wake.clear()
             try:
                 while self._loops.running and await self._write_next():
@@ -107,8 +141,9 @@ class AlertChannel:
 
     async def _write_next(self) -> bool:
         """One Slack call: a refresh first (people are waiting for it), else new trades."""
-        if self._refreshes:
-            await self._refresh(*self._refreshes.pop(0))
+        due = self._due_refresh()
+        if due is not None:
+            await self._refresh(due)
             return True
         if self.channel is None:
             return False
@@ -142,8 +177,21 @@ class AlertChannel:
         self.posted.set()
         return True
 
-    async def _refresh(self, channel_id: str, ts: str) -> None:
-        # Not retried: a message left stale corrects itself at the next click on it.
+    def _due_refresh(self) -> AlertRef | None:
+        now = time.monotonic()
+        return next((key for key, pending in self._refreshes.items() if pending.due <= now), None)
+
+    def _until_retry(self) -> float | None:
+        """Seconds until the next refresh may be tried again (None: none is waiting)."""
+        if not self._refreshes:
+            return None
+        return max(0.0, min(p.due for p in self._refreshes.values()) - time.monotonic())
+
+    async def _refresh(self, ref: AlertRef) -> None:
+        # Taken off the queue while it runs: a refresh asked for meanwhile (a state the
+        # render below may have missed) is queued anew and runs after it.
+        pending = self._refreshes.pop(ref)
+        channel_id, ts = ref
         try:
             group = await self._store.group(channel_id, ts)
             if group is not None:
@@ -151,7 +199,27 @@ class AlertChannel:
                     self._client.chat_update, channel=channel_id, ts=ts, **self._render(group)
                 )
         except Exception as error:
-            log.warning("alerts: cannot update message %s in %s: %s", ts, channel_id, error)
+            pending.tell(False)
+            if not _worth_retrying(error):
+                log.warning(
+                    "alerts: Slack refused to update message %s in %s: %s", ts, channel_id, error
+                )
+                return
+            pending.failures += 1
+            pause = min(REFRESH_RETRY_MAX, REFRESH_RETRY_FIRST * 2 ** (pending.failures - 1))
+            log.warning(
+                "alerts: cannot update message %s in %s (%s); trying again in %.0f s",
+                ts,
+                channel_id,
+                error,
+                pause,
+            )
+            pending.due = time.monotonic() + pause
+            again = self._refreshes.setdefault(ref, pending)
+            if again is not pending:  # asked for again meanwhile: now, and keep the backoff
+                again.failures = pending.failures
+            return
+        pending.tell(True)
 
     def _render(self, group: AlertGroup) -> dict[str, Any]:
         return alert(group, self._ttl).payload()
@@ -195,10 +263,11 @@ class Alerts:
     async def deliver(self, message: OutboxMessage) -> None:
         await self._channel.deliver(int(message.payload["blocked_trade_id"]))
 
-    async def decided(self, channel_id: str, ts: str) -> None:
-        """A decision was recorded for the message: close it and show who decided."""
+    async def decided(self, channel_id: str, ts: str) -> asyncio.Future[bool]:
+        """A decision was recorded for the message: close it and show who decided. The future
+        says whether Slack took the update at the first attempt (it is retried if not)."""
         await self._store.mark(channel_id, ts, AlertStatus.DECIDED)
-        self._channel.refresh(channel_id, ts)
+        return self._channel.refresh(channel_id, ts)
 
     def refresh(self, channel_id: str, ts: str) -> None:
         self._channel.refresh(channel_id, ts)
@@ -230,3 +299,12 @@ class Alerts:
             return self._sweep_seconds
         left = (waiting + self._ttl - self._clock.now()).total_seconds()
         return min(self._sweep_seconds, max(left + 0.01, MIN_SWEEP_PAUSE))
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """Whether a failed update may go through later: Slack busy or failing, the network or
+    the database; not Slack refusing the message itself (deleted, or not the bot's)."""
+    if not isinstance(error, SlackApiError):
+        return True
+    status = int(getattr(error.response, "status_code", 0) or 0)
+    return status == 429 or status >= 500 or error.response.get("error") in _TRANSIENT

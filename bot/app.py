@@ -12,14 +12,18 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -55,7 +59,18 @@ RETRIES = 2
 
 class RetryAfterHandler(AsyncRetryHandler):
     """429: wait as long as Retry-After says. (slack_sdk's own handler reads only the
-    first character of the header, so "30" would wait 3 s and be refused again.)"""
+    first character of the header, so "30" would wait 3 s and be refused again.)
+
+    A stopping process calls `stop_waiting`: a wait in progress ends and none starts, so the
+    call fails at once with Slack's 429 instead of holding the stop for up to Retry-After
+    seconds. A 429 posted nothing: what the call carried stays in the outbox for later."""
+
+    def __init__(self, max_retry_count: int = 1) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._stopping = asyncio.Event()
+
+    def stop_waiting(self) -> None:
+        self._stopping.set()
 
     async def _can_retry_async(
         self,
@@ -75,9 +90,12 @@ class RetryAfterHandler(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        state.next_attempt_requested = True
-        await asyncio.sleep(retry_after(response.headers if response else {}))
-        state.increment_current_attempt()
+        wait = retry_after(response.headers if response else {})
+        try:
+            await asyncio.wait_for(self._stopping.wait(), wait)
+        except TimeoutError:  # waited as long as Slack said: try again
+            state.next_attempt_requested = True
+            state.increment_current_attempt()
 
 
 def retry_after(headers: Mapping[str, str | list[str]], default: float = 1.0) -> float:
@@ -91,8 +109,24 @@ def retry_after(headers: Mapping[str, str | list[str]], default: float = 1.0) ->
     return default
 
 
+class _AtLeast(RetryIntervalCalculator):
+    """slack_sdk's backoff (0.5 s, 1 s, ... plus up to 1 s of jitter), never under `floor`."""
+
+    def __init__(self, floor: float) -> None:
+        self._floor = floor
+        self._backoff = BackoffRetryIntervalCalculator()
+
+    def calculate_sleep_duration(self, current_attempt: int) -> float:
+        return max(self._floor, self._backoff.calculate_sleep_duration(current_attempt))
+
+
 class ServerErrorHandler(AsyncServerErrorRetryHandler):
-    """Any 5xx, not only the 500 and 503 slack_sdk's handler retries."""
+    """Any 5xx, not only the 500 and 503 slack_sdk's handler retries. A retry waits at least
+    `pace` seconds, so retrying a paced call (the alert writer's one call per channel and
+    interval) does not put two calls into one interval."""
+
+    def __init__(self, max_retry_count: int = 1, pace: float = 0.0) -> None:
+        super().__init__(max_retry_count=max_retry_count, interval_calculator=_AtLeast(pace))
 
     async def _can_retry_async(
         self,
@@ -105,17 +139,117 @@ class ServerErrorHandler(AsyncServerErrorRetryHandler):
         return response is not None and response.status_code >= 500
 
 
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    """A Web API client that retries connection errors, 429 and 5xx before giving up."""
+def web_client(token: str, base_url: str, pace: float = 0.0) -> AsyncWebClient:
+    """A Web API client that retries connection errors, 429 and 5xx before giving up; a 5xx
+    is retried after `pace` seconds at least (the alert writer's interval)."""
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else f"{base_url}/",
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=RETRIES),
             RetryAfterHandler(max_retry_count=RETRIES),
-            ServerErrorHandler(max_retry_count=RETRIES),
+            ServerErrorHandler(max_retry_count=RETRIES, pace=pace),
         ],
     )
+
+
+UNAVAILABLE_RETRY_AFTER = 10.0  # seconds to wait when Slack fails without saying how long
+
+
+class SlackRefused(Exception):
+    """Slack refused a message for what it holds: `code` is Slack's error, `field` the part of
+    the message it concerns ("channel", "blocks", "text"; None when Slack's code does not say)."""
+
+    def __init__(self, code: str, field: str | None, explanation: str) -> None:
+        super().__init__(f"Slack refused the message: {code}")
+        self.code = code
+        self.field = field
+        self.explanation = explanation
+
+
+class SlackUnavailable(Exception):
+    """Slack cannot take a request now. `retry_after`: seconds worth waiting before trying
+    again; None when waiting will not help (the bot's token or scopes are refused)."""
+
+    def __init__(self, reason: str, retry_after: float | None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+# chat.postMessage's errors about the message itself: the field each concerns, and a hint.
+_REFUSALS: dict[str, tuple[str, str]] = {
+    "channel_not_found": ("channel", "no such channel, or one the bot cannot see"),
+    "not_in_channel": ("channel", "the bot is not a member of this channel: invite it"),
+    "is_archived": ("channel", "the channel is archived"),
+    "restricted_action": ("channel", "the workspace does not let the bot post here"),
+    "restricted_action_read_only_channel": ("channel", "the channel is read-only"),
+    "restricted_action_thread_only_channel": ("channel", "the channel takes only replies"),
+    "restricted_action_non_threadable_channel": ("channel", "the channel takes no threads"),
+    "messages_tab_disabled": ("channel", "this user's messages tab is disabled"),
+    "team_access_not_granted": ("channel", "the bot has no access to that workspace"),
+    "invalid_blocks": ("blocks", "Slack cannot render these blocks"),
+    "invalid_blocks_format": ("blocks", "blocks must be a JSON array of block objects"),
+    "msg_blocks_too_long": ("blocks", "the blocks are too long"),
+    "msg_too_long": ("text", "the text is too long"),
+    "no_text": ("text", "a message needs text or blocks"),
+}
+# Errors about Slack's state, not the request: worth retrying later.
+_TRANSIENT = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "message_limit_exceeded",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
+# Errors about the bot's own token or scopes: the operator must fix the configuration.
+_CREDENTIALS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "not_allowed_token_type",
+        "no_permission",
+        "access_denied",
+        "ekm_access_denied",
+        "org_login_required",
+        "two_factor_setup_required",
+        "enterprise_is_restricted",
+    }
+)
+
+
+def slack_failure(error: SlackApiError) -> SlackRefused | SlackUnavailable:
+    """What Slack's refusal means for the caller. A response slack_sdk could not read (not
+    JSON) has no error code; its HTTP status decides."""
+    response = error.response
+    status = int(getattr(response, "status_code", 0) or getattr(response, "status", 0) or 0)
+    data = getattr(response, "data", None)
+    code = str(data.get("error") or "") if isinstance(data, dict) else ""
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        headers = getattr(response, "headers", None) or {}
+        wait = max(1.0, retry_after(headers, UNAVAILABLE_RETRY_AFTER))
+        return SlackUnavailable(f"Slack is rate limiting the bot ({code or status})", wait)
+    if status >= 500 or code in _TRANSIENT:
+        return SlackUnavailable(
+            f"Slack is failing (HTTP {status}, {code or 'no error code'})", UNAVAILABLE_RETRY_AFTER
+        )
+    if code in _CREDENTIALS:
+        return SlackUnavailable(
+            f"Slack refuses the bot's token ({code}): check SLACK_BOT_TOKEN and the app's scopes",
+            None,
+        )
+    if not code:
+        return SlackUnavailable(f"Slack answered HTTP {status} without an error code", None)
+    field, explanation = _REFUSALS.get(code, (None, "see Slack's chat.postMessage errors"))
+    return SlackRefused(code, field, explanation)
 
 
 @dataclass(frozen=True)
@@ -148,9 +282,22 @@ class SlackBot:
     async def post_message(
         self, channel: str, text: str, blocks: Sequence[Block | dict[str, Any]] | None = None
     ) -> dict[str, str]:
-        """Post to a channel (name or id); returns the channel id and ts Slack assigned."""
-        response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        return {"channel": str(response["channel"]), "ts": str(response["ts"])}
+        """Post to a channel (name or id); returns the channel id and ts Slack assigned.
+
+        Raises SlackRefused when Slack refuses the message itself (resending it unchanged
+        would be refused again), SlackUnavailable when Slack cannot take it now (after the
+        client's own retries of 429, 5xx and connection errors) or refuses the bot's token."""
+        try:
+            response = await self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+        except SlackApiError as error:
+            failure = slack_failure(error)
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            failure = SlackUnavailable(
+                f"Slack is unreachable ({type(error).__name__})", UNAVAILABLE_RETRY_AFTER
+            )
+        else:
+            return {"channel": str(response["channel"]), "ts": str(response["ts"])}
+        raise failure  # logged by the caller: the HTTP API, or the outbox as it retries
 
     async def upload_chart(
         self,
@@ -186,7 +333,7 @@ def build_bot(
 ) -> SlackBot:
     """The Bolt app with its middleware and listeners, and the alert component it needs."""
     settings, deps = runtime.settings, runtime.deps
-    client = web_client(token, base_url)
+    client = web_client(token, base_url, pace=timing.alert_interval)
     assignments = {**settings.roles}
     if extra_admins:
         assignments["admin"] = (*assignments.get("admin", ()), *extra_admins)

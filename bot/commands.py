@@ -67,7 +67,9 @@ def available() -> set[str]:
 async def run_command(ctx: CommandContext, text: str) -> Message | None:
     """The answer to one /param text (None when a form opened instead)."""
     try:
-        command = c.parse(text, available())
+        policy = ctx.runtime.deps.learning_policy
+        minutes = (policy.min_duration_minutes, policy.max_duration_minutes)
+        command = c.parse(text, available(), learning_minutes=minutes)
         return await _HANDLERS[type(command)](ctx, command)
     except c.CommandError as error:
         log.info("/param %r from %s: bad input: %s", text, ctx.actor.id, error)
@@ -147,7 +149,7 @@ async def _override(ctx: CommandContext, command: c.Override) -> Message:
     granted = await trades.grant_override(
         ctx.runtime.deps, ctx.actor, command.symbol, command.side, command.reason
     )
-    return _for_the_caller(ctx, alert_blocks.override_granted(granted), EventType.OVERRIDE_DECISION)
+    return for_the_caller(ctx, alert_blocks.override_granted(granted), EventType.OVERRIDE_DECISION)
 
 
 @handles(c.Blocked)
@@ -199,7 +201,7 @@ async def _learning_start(ctx: CommandContext, command: c.LearningStart) -> Mess
         session = await learning.start_learning_session(
             deps, ctx.actor, command.duration_minutes, command.reason
         )
-        return _for_the_caller(ctx, learning_blocks.started(session), EventType.LEARNING_SESSION)
+        return for_the_caller(ctx, learning_blocks.started(session), EventType.LEARNING_SESSION)
     require(ctx.actor, Action.LEARNING)  # refuse before a form that could only be refused
     if ctx.open_form is None:
         raise c.CommandError(
@@ -214,16 +216,16 @@ async def _learning_start(ctx: CommandContext, command: c.LearningStart) -> Mess
 @handles(c.LearningStop)
 async def _learning_stop(ctx: CommandContext, command: c.LearningStop) -> Message:
     session = await learning.stop_learning_session(ctx.runtime.deps, ctx.actor, command.reason)
-    return _for_the_caller(ctx, learning_blocks.ended(session), EventType.LEARNING_SESSION)
+    return for_the_caller(ctx, learning_blocks.ended(session), EventType.LEARNING_SESSION)
 
 
 def _change_for_the_caller(ctx: CommandContext, announcement: Message, outcome: Outcome) -> Message:
     if outcome is not Outcome.APPLIED:  # nothing changed: nothing to announce
         return announcement
-    return _for_the_caller(ctx, announcement, EventType.PARAMETER_CHANGE)
+    return for_the_caller(ctx, announcement, EventType.PARAMETER_CHANGE)
 
 
-def _for_the_caller(ctx: CommandContext, announcement: Message, event: EventType) -> Message:
+def for_the_caller(ctx: CommandContext, announcement: Message, event: EventType) -> Message:
     """A change of shared state is announced in a channel with who, what (old → new) and why.
     The outbox posts it where the notification settings say (bot.announcements,
     bot.event_announcer), once whoever caused it: typed in that channel, the caller's answer

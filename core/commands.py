@@ -248,6 +248,7 @@ class _Args:
     usage: Usage
     words: list[str]
     options: dict[str, str]
+    minutes: tuple[int, int] | None = None  # a learning session's least and most minutes
 
     def fail(self, message: str) -> CommandError:
         return CommandError(message, self.usage)
@@ -264,10 +265,15 @@ class _Args:
         return " ".join(self.words[start:]).strip()
 
 
-def parse(text: str, available: Collection[str]) -> Command:
+def parse(
+    text: str, available: Collection[str], learning_minutes: tuple[int, int] | None = None
+) -> Command:
     """One /param text as a command; raises CommandError saying what is wrong and the syntax.
 
     `available` names the subcommands the entry point can answer: the others are unknown.
+    `learning_minutes`: the learning policy's least and most minutes (within 1 and MAX_WHOLE);
+    given, a duration outside them is refused in the policy's words, as the use case would
+    (0 as 999); without it, any whole number from 1 passes on to the use case.
     """
     words = _split(text)
     if not words or words[0].lower() == "help":
@@ -284,7 +290,7 @@ def parse(text: str, available: Collection[str]) -> Command:
         raise CommandError(f"unknown command '{name[:40]}'")
     usage = USAGES[name]
     positional, options = _options(usage, words)
-    return _PARSERS[name](_Args(usage, positional, options))
+    return _PARSERS[name](_Args(usage, positional, options, learning_minutes))
 
 
 _PLAIN_QUOTES = str.maketrans("“”‘’", "\"\"''")
@@ -315,6 +321,8 @@ def _options(usage: Usage, words: Sequence[str]) -> tuple[list[str], dict[str, s
         option, value = match[1], match[2]
         if option not in allowed:
             raise CommandError(f"unknown option --{option}", usage)
+        if option in options:  # which one was meant? neither is silently dropped
+            raise CommandError(f"--{option} given twice", usage)
         if value is None:
             value = next(items, None)
         if not value:
@@ -385,7 +393,17 @@ def _override(args: _Args) -> Override:
 def _learning_start(args: _Args) -> LearningStart:
     if not args.words:
         return LearningStart(None, "")
-    minutes = _whole(args, args.words[0], "DURATION_MINUTES")
+    if args.minutes is None:
+        minutes = _whole(args, args.words[0], "DURATION_MINUTES")
+    else:  # the policy's bounds, said as core.learning says them for any entry point
+        low, high = max(1, args.minutes[0]), min(MAX_WHOLE, args.minutes[1])
+        text = args.words[0]
+        if not _digits(text, len(str(MAX_WHOLE))) or not low <= int(text) <= high:
+            got = text[:40] if _digits(text, 40) else f"'{text[:40]}'"
+            raise args.fail(
+                f"a learning session lasts {low} to {high} minutes (a whole number); got {got}"
+            )
+        minutes = int(text)
     return LearningStart(minutes, args.rest(1))  # the reason: as for set
 
 

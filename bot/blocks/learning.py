@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -124,7 +125,8 @@ def status(current: LearningStatus | None) -> Message:
 def form(choices: Sequence[RelaxChoice], policy: LearningPolicy, channel_id: str) -> View:
     """The start form: duration, one relax percentage per parameter, and an optional reason.
 
-    The channel the command came from rides along, so the start is announced there.
+    The channel the command came from rides along (see `asked_in`), so the person who
+    submits it is answered there.
     """
     low, high = policy.min_duration_minutes, policy.max_duration_minutes
     duration = InputBlock(
@@ -170,3 +172,27 @@ def form(choices: Sequence[RelaxChoice], policy: LearningPolicy, channel_id: str
         private_metadata=json.dumps({"channel_id": channel_id}),
         blocks=[duration, *relax, reason],
     )
+
+
+def asked_in(view: View, channel_id: str, channel_name: str) -> View:
+    """The form, noting the channel it was asked for in: its id, and its name as Slack sent
+    it with the command (a channel setting may name the channel rather than give its id)."""
+    noted = _noted(view.private_metadata)
+    view.private_metadata = json.dumps(
+        {**noted, "channel_id": channel_id, "channel_name": channel_name}
+    )
+    return view
+
+
+def origin(submitted: Mapping[str, Any]) -> tuple[str, str]:
+    """The channel id and name a submitted form was asked for in; ("", "") if it does not say."""
+    noted = _noted(submitted.get("private_metadata"))
+    return str(noted.get("channel_id") or ""), str(noted.get("channel_name") or "")
+
+
+def _noted(metadata: Any) -> dict[str, Any]:
+    try:
+        noted = json.loads(metadata) if isinstance(metadata, str) and metadata else {}
+    except ValueError:
+        return {}
+    return noted if isinstance(noted, dict) else {}

@@ -6,6 +6,8 @@ message is re-rendered in place; a refused or late click is answered to the clic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -23,6 +25,12 @@ from core.authz import Actor
 from core.errors import ConflictError, UserError, ValidationError
 
 log = logging.getLogger(__name__)
+
+FIRST_UPDATE_WAIT_SECONDS = 30
+DECIDED_NOT_SHOWN = (
+    "Your decision is recorded, but Slack did not take the update of the alert yet: "
+    "it is retried, and the alert will show the decision once Slack takes it."
+)
 
 
 def register(app: AsyncApp, runtime: Runtime, alerts: Alerts) -> None:
@@ -68,7 +76,10 @@ async def _decide(
         await tell(respond, internal_error())
         return
     if alert:
-        await alerts.decided(*alert)
+        shown = await alerts.decided(*alert)
+        with contextlib.suppress(TimeoutError):  # behind a long queue: no news is good news
+            if not await asyncio.wait_for(shown, FIRST_UPDATE_WAIT_SECONDS):
+                await tell(respond, refusal(DECIDED_NOT_SHOWN))
     else:
         log.warning(
             "trade %s decided by %s, but its alert is nowhere to update", trade_id, actor.id

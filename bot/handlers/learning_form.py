@@ -2,7 +2,8 @@
 
 Unlike the other listeners this one acks last: Slack shows input errors only when they
 come in the ack (response_action "errors"), so the use case runs first and its refusal
-is shown next to the fields.
+is shown next to the fields. After the ack, the person who submitted it is answered in
+the channel where they typed `/param learning start`, as a typed start would be.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.blocks import learning as learning_blocks
 from bot.blocks.help import INTERNAL_ERROR
 from bot.blocks.learning import FORM_CALLBACK
+from bot.commands import CommandContext, for_the_caller
 from bot.handlers.actor import actor_of
+from bot.notifications import EventType
 from bot.runtime import Runtime
 from core import commands as c
 from core import learning
+from core.authz import Actor
 from core.errors import UserError
+from core.learning import LearningSession
 from core.learning_model import LearningPolicy
 
 log = logging.getLogger(__name__)
@@ -50,8 +58,39 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
             return
         await ack()  # the outbox announces the session (bot.announcements)
         log.info("learning session %d started from the form by %s", session.id, actor.id)
+        await _confirm(runtime, client, actor, view, session)
 
     app.view(FORM_CALLBACK)(learning_form_submitted)
+
+
+async def _confirm(
+    runtime: Runtime,
+    client: AsyncWebClient,
+    actor: Actor,
+    view: dict[str, Any],
+    session: LearningSession,
+) -> None:
+    """The start, where the form was asked for, by the rule of a typed start: to the submitter
+    alone when the announcement goes to that channel, else to the channel."""
+    channel_id, channel_name = learning_blocks.origin(view)
+    if not channel_id:  # a form that does not say where it came from: the announcement only
+        return
+    ctx = CommandContext(runtime, actor, channel_id, channel_name=channel_name)
+    message = for_the_caller(ctx, learning_blocks.started(session), EventType.LEARNING_SESSION)
+    try:
+        if message.ephemeral:
+            await client.chat_postEphemeral(channel=channel_id, user=actor.id, **message.payload())
+        else:
+            await client.chat_postMessage(channel=channel_id, **message.payload())
+    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
+        reason = error.response.get("error") if isinstance(error, SlackApiError) else error
+        log.warning(
+            "learning session %d: the answer to %s in %s is lost: %s",
+            session.id,
+            actor.id,
+            channel_id,
+            reason,
+        )
 
 
 def _form(

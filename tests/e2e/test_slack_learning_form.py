@@ -23,8 +23,10 @@ VALID = {
 }
 
 
-async def open_form(slack: FakeSlack, user: str = OPERATOR) -> dict[str, Any]:
-    ack = await slack.slash_command("/param", "learning start", user_id=user, channel_id=TRADING)
+async def open_form(
+    slack: FakeSlack, user: str = OPERATOR, channel: str = TRADING
+) -> dict[str, Any]:
+    ack = await slack.slash_command("/param", "learning start", user_id=user, channel_id=channel)
     assert ack.payload is None
     opened = await slack.wait_for_call("views.open")
     assert opened.params["trigger_id"] == ack.envelope["payload"]["trigger_id"]
@@ -44,7 +46,10 @@ async def test_the_form_offers_each_relaxable_parameter_within_its_range(
         "learning_start",
         "Start learning session",
     )
-    assert json.loads(view["private_metadata"]) == {"channel_id": slack.channel_id(TRADING)}
+    assert json.loads(view["private_metadata"]) == {
+        "channel_id": slack.channel_id(TRADING),
+        "channel_name": "trading",
+    }
     fields = inputs(view)
     assert list(fields) == [
         "duration",
@@ -98,11 +103,52 @@ async def test_a_valid_form_starts_the_session_and_announces_it(
     session = await runtime.deps.learning.active()
     assert session is not None and session.reason == VALID["reason"]
     assert session.planned_duration.total_seconds() == 45 * 60
-    announced = await slack.wait_for_call("chat.postMessage")
-    assert announced.params["channel"] == RISK  # from the outbox, as for every entry point
+    announced = await slack.wait_for_call(
+        "chat.postMessage", lambda call: call.params["channel"] == RISK
+    )  # from the outbox, as for every entry point
     shown = text_of(announced.params["blocks"])
     assert "<@U0OPS> started learning session 1 until" in shown
     assert "global `min_confidence`: 0.65 → *0.5687*" in shown  # lowered by 12.5 %
+
+
+async def test_the_start_is_posted_where_the_form_was_asked_for(slack: FakeSlack) -> None:
+    view = await open_form(slack, channel=TRADING)
+
+    await slack.submit_view(view, OPERATOR, VALID)
+
+    here = await slack.wait_for_call(
+        "chat.postMessage", lambda call: call.params["channel"] == slack.channel_id(TRADING)
+    )
+    assert "<@U0OPS> started learning session 1 until" in text_of(here.params["blocks"])
+    await slack.wait_until(lambda: len(slack.messages(RISK)) == 1, what="the announcement")
+
+
+async def test_in_the_announcement_channel_the_start_is_told_to_the_submitter_alone(
+    slack: FakeSlack,
+) -> None:
+    view = await open_form(slack, channel=RISK)
+
+    await slack.submit_view(view, OPERATOR, VALID)
+
+    told = await slack.wait_for_call("chat.postEphemeral")
+    assert (told.params["channel"], told.params["user"]) == (slack.channel_id(RISK), OPERATOR)
+    assert "<@U0OPS> started learning session 1 until" in text_of(told.params["blocks"])
+    await slack.wait_until(lambda: len(slack.messages(RISK)) == 1, what="the announcement")
+    assert all(call.params["channel"] == RISK for call in slack.calls("chat.postMessage"))
+
+
+async def test_a_form_slack_would_not_open_is_explained_with_the_typed_command(
+    slack: FakeSlack,
+) -> None:
+    slack.fail_next("views.open", status=200, error="expired_trigger_id")
+
+    answer = await param(slack, "learning start", OPERATOR)
+
+    assert answer.response_type == "ephemeral"
+    assert answer.text == (
+        "the form could not be opened (expired_trigger_id); "
+        "use `/param learning start DURATION_MINUTES [REASON...]`"
+    )
 
 
 async def test_a_refusal_of_the_use_case_is_shown_in_the_form(slack: FakeSlack) -> None:

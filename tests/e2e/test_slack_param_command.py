@@ -237,6 +237,18 @@ async def test_blocked_says_which_trades_could_not_be_replayed_and_why(
     assert "1 blocked, 0 evaluated, 1 not evaluated" in shown
 
 
+@pytest.mark.parametrize("minutes", ["0", "999"])
+async def test_a_learning_duration_out_of_bounds_is_answered_with_the_bounds(
+    slack: FakeSlack, minutes: str
+) -> None:
+    answer = await param(slack, f"learning start {minutes}", OPERATOR)
+
+    assert answer.response_type == "ephemeral"
+    assert f"a learning session lasts 5 to 240 minutes (a whole number); got {minutes}" in (
+        text_of(answer.body["blocks"])
+    )
+
+
 async def test_a_learning_session_started_checked_and_stopped(slack: FakeSlack) -> None:
     started = await param(slack, "learning start 30 explore lower confidence", OPERATOR)
     status = await param(slack, "learning status", VIEWER)

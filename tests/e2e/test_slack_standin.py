@@ -95,4 +95,4 @@ async def test_sigterm_after_slack_refreshed_the_connection_stops_the_process(
     code = await stopped(bot, timeout=STOP_BOUND)  # raises if the process is still running
 
     assert code == 0
-    assert "the Socket Mode connection did not close within 3 s" in "\n".join(bot.lines)
+    assert "the Socket Mode connection did not close within" in "\n".join(bot.lines)

@@ -89,6 +89,8 @@ def test_each_subcommand_parses_into_its_typed_command(text: str, command: c.Com
         ("set min_confidence", "set needs a parameter and a value", "set"),
         ("set x 1 --scope", "--scope needs a value", "set"),
         ("set x 1 --scope EXTREME why", "unknown scope 'EXTREME'", "set"),
+        ("set min_confidence 0.6 --scope HIGH --scope LOW", "--scope given twice", "set"),
+        ("history --limit 5 --limit=6", "--limit given twice", "history"),
         ("show a b", "unexpected 'b'", "show"),
         ("show --verbose", "unknown option --verbose", "show"),
         ("reset", "reset needs the parameter to reset", "reset"),
@@ -120,6 +122,26 @@ def test_malformed_input_says_what_is_wrong_and_the_syntax(
 
     assert message in str(error)
     assert (error.usage.name if error.usage else None) == usage
+
+
+POLICY_MINUTES = (5, 240)  # core.learning_model.LearningPolicy's defaults
+
+
+@pytest.mark.parametrize("minutes", ["0", "4", "241", "999", "99999999999", "soon"])
+def test_a_duration_outside_the_policy_is_refused_in_the_policys_words(minutes: str) -> None:
+    with pytest.raises(c.CommandError) as caught:
+        c.parse(f"learning start {minutes} why", ALL, learning_minutes=POLICY_MINUTES)
+
+    assert str(caught.value).startswith(
+        "a learning session lasts 5 to 240 minutes (a whole number); got "
+    )
+    assert caught.value.usage == c.USAGES["learning start"]
+
+
+def test_a_duration_within_the_policy_parses() -> None:
+    command = c.parse("learning start 240 why", ALL, learning_minutes=POLICY_MINUTES)
+
+    assert command == c.LearningStart(240, "why")
 
 
 def test_usage_lines_show_the_whole_command() -> None:

@@ -1,0 +1,97 @@
+"""SIGTERM stops the real `paramadapt run` process promptly, and loses nothing it held."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import APP_TOKEN, RISK, VIEWER, alerts_in, on_sqlite, param
+from tests.e2e.test_slack_run import environment, report_blocked_trade
+from tests.fakeslack import FakeSlack
+from tests.process import BotProcess
+
+pytestmark = on_sqlite
+
+CONNECTED = "Slack: connected in Socket Mode"
+STOP_BOUND = 8.0  # seconds; generous: a stop is not a timing test, only a long wait is refused
+
+
+async def started(env: dict[str, str]) -> BotProcess:
+    bot = BotProcess("run", env=env)
+    await asyncio.to_thread(bot.wait_for, CONNECTED)
+    return bot
+
+
+async def stopped(bot: BotProcess, timeout: float = 20) -> int:
+    """SIGTERM; the exit code (raises if the process is still running after `timeout`)."""
+    try:
+        return await asyncio.to_thread(bot.stop, timeout=timeout)
+    finally:
+        if bot.proc.poll() is None:
+            bot.kill()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str, slack: FakeSlack) -> dict[str, str]:
+    return {**environment(tmp_path, database_url, slack), "SLACK_APP_TOKEN": APP_TOKEN}
+
+
+async def test_sigterm_after_slack_refreshed_the_connection_closes_it_with_slacks_answer(
+    env: dict[str, str], slack: FakeSlack
+) -> None:
+    bot = await started(env)
+    try:
+        first = slack.connections[0]
+        await slack.send_disconnect("refresh_requested")
+        await slack.wait_until(
+            lambda: first.closed and len(slack.connections) == 1, what="reconnect"
+        )
+        await param(slack, "learning status", VIEWER)  # the new connection works
+    except BaseException:
+        await stopped(bot)
+        raise
+
+    code = await stopped(bot, timeout=STOP_BOUND)
+
+    assert code == 0
+    assert slack.connections == []
+    assert "did not close within" not in "\n".join(bot.lines)  # Slack answered the close
+
+
+async def test_sigterm_during_a_long_retry_after_stops_and_the_alert_is_posted_once_later(
+    env: dict[str, str], slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    base = f"http://127.0.0.1:{env['PORT']}"
+    slack.fail_next("chat.postMessage", status=429, retry_after=30)
+    bot = await started(env)
+    try:
+        await report_blocked_trade(http, base)
+        await slack.wait_for_call("chat.postMessage", ok=False, timeout=15)  # now waiting 30 s
+    except BaseException:
+        await stopped(bot)
+        raise
+
+    code = await stopped(bot, timeout=STOP_BOUND)
+    after_the_stop = alerts_in(slack)
+    restarted = await started(env)
+    try:
+        await slack.wait_until(lambda: len(alerts_in(slack)) == 1, what="the alert")
+    finally:
+        code_after_restart = await stopped(restarted)
+
+    assert (code, code_after_restart) == (0, 0)
+    assert after_the_stop == []
+    assert len(alerts_in(slack)) == 1
+    posts = slack.calls("chat.postMessage")
+    assert [c.status for c in posts] == [429, 200]
+    assert {c.params["channel"] for c in posts} == {RISK}
