@@ -84,7 +84,9 @@ def _deliverers(runtime: Runtime, http: aiohttp.ClientSession) -> dict[str, Deli
     settings = runtime.settings
     if not settings.engine_callback_url:
         return {}
-    pusher = EnginePusher(settings.engine_callback_url, settings.engine_webhook_secret, http)
+    pusher = EnginePusher(
+        settings.engine_callback_url, settings.engine_webhook_secret, http, runtime.deps
+    )
     return {topic: pusher.deliver for topic in PUSH_TOPICS}
 
 

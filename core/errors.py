@@ -10,7 +10,15 @@ class UserError(Exception):
 
 
 class ValidationError(UserError):
-    """The request is malformed or a value is out of bounds."""
+    """The request is malformed or a value is out of bounds.
+
+    `field` names the input at fault when it is known, as the caller sent it (`value`,
+    `duration_minutes`, `relax_pct.min_confidence`); None when the fault is not one input's.
+    """
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
 
 
 class NotFoundError(UserError):

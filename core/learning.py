@@ -246,7 +246,8 @@ def _check_request(
     ):
         raise ValidationError(
             f"a learning session lasts {low} to {high} minutes (a whole number); "
-            f"got {duration_minutes!r}"
+            f"got {duration_minutes!r}",
+            field="duration_minutes",
         )
 
 
@@ -262,10 +263,13 @@ def _relaxable_spec(schema: ParamSchema, name: str) -> ParamSpec:
     try:
         spec = schema.spec(name)
     except NotFoundError as error:
-        raise ValidationError(str(error)) from None
+        raise ValidationError(str(error), field=f"relax_pct.{name}") from None
     if spec.relax is None:
         relaxable = ", ".join(s.name for s in schema.relaxable())
-        raise ValidationError(f"{name} is not relaxed by learning sessions; these are: {relaxable}")
+        raise ValidationError(
+            f"{name} is not relaxed by learning sessions; these are: {relaxable}",
+            field=f"relax_pct.{name}",
+        )
     return spec
 
 
@@ -280,7 +284,9 @@ def _checked_percentage(spec: ParamSpec, pct: object) -> float:
     ):
         verb = "lowered" if spec.relax.direction == "lower" else "raised"
         raise ValidationError(
-            f"{spec.name} can be {verb} by {low:g} to {high:g} % in a learning session; got {pct!r}"
+            f"{spec.name} can be {verb} by {low:g} to {high:g} % in a learning session; "
+            f"got {pct!r}",
+            field=f"relax_pct.{spec.name}",
         )
     return float(pct)
 

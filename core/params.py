@@ -70,38 +70,63 @@ class ParamSpec:
         return f"{kind} from {format_value(self.min)} to {format_value(self.max)}"
 
     def parse(self, raw: object) -> ParamValue:
-        """Turn user input (text or JSON number) into a value of this parameter, or refuse."""
+        """Turn user input (text or JSON number) into a value of this parameter, or refuse.
+        A refusal names the field `value`: what was given for the parameter."""
         number = _to_number(self.name, raw, self.bounds_text())
         if self.type == "int":
             if not float(number).is_integer():
                 raise ValidationError(
-                    f"{self.name} must be {self.bounds_text()}; got {format_value(number)}"
+                    f"{self.name} must be {self.bounds_text()}; got {format_value(number)}",
+                    field="value",
                 )
             value: ParamValue = int(number)
         else:
             value = float(number)
         if not self.min <= value <= self.max:
             raise ValidationError(
-                f"{self.name} must be {self.bounds_text()}; got {format_value(value)}"
+                f"{self.name} must be {self.bounds_text()}; got {format_value(value)}",
+                field="value",
             )
         return value
 
 
 def _to_number(name: str, raw: object, allowed: str) -> float:
+    def refused(got: str) -> ValidationError:
+        return ValidationError(f"{name} must be {allowed}; got {got}", field="value")
+
     if isinstance(raw, bool):
-        raise ValidationError(f"{name} must be {allowed}; got {raw!r}")
+        raise refused(repr(raw))
     if isinstance(raw, int | float):
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:  # an int beyond any float, e.g. 400 digits
+            raise refused(_abridged(raw)) from None
     elif isinstance(raw, str):
         try:
             number = float(raw.strip())
         except ValueError:
-            raise ValidationError(f"{name} must be {allowed}; got '{raw}'") from None
+            raise refused(f"'{_abridged(raw)}'") from None
     else:
-        raise ValidationError(f"{name} must be {allowed}; got {type(raw).__name__}")
+        raise refused(type(raw).__name__)
     if not math.isfinite(number):
-        raise ValidationError(f"{name} must be {allowed}; got {raw!r}")
+        raise refused(f"'{_abridged(raw)}'" if isinstance(raw, str) else _abridged(raw))
     return number
+
+
+def _abridged(raw: object, limit: int = 40) -> str:
+    """An input as the refusal quotes it: a 5,000-digit number is cut short."""
+    try:
+        text = str(raw) if isinstance(raw, str | int) else repr(raw)
+    except ValueError:  # an int too long to print (sys.get_int_max_str_digits)
+        return "a number of thousands of digits"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """The hint of every refusal of an unknown name (a parameter, a key or a section of the
+    configuration): "did you mean 'X'? " for the known name closest to it, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
 
 
 def format_value(value: object) -> str:
@@ -134,16 +159,22 @@ class ParamSchema:
             raise NotFoundError(self._unknown_message(name)) from None
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._specs, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = did_you_mean(name, self._specs)
         return f"unknown parameter '{name}'; {hint}known: {', '.join(self._specs)}"
 
     def defaults(self) -> Params:
         return {spec.name: spec.default for spec in self}
 
     def validate(self, params: Mapping[str, object]) -> Params:
-        """Validate a whole parameter mapping, e.g. a restored backup."""
-        return {name: self.spec(name).parse(value) for name, value in params.items()}
+        """Validate a whole parameter mapping, e.g. a restored backup. A refusal names the
+        parameter at fault."""
+        valid: Params = {}
+        for name, value in params.items():
+            try:
+                valid[name] = self.spec(name).parse(value)
+            except ValidationError as error:
+                raise ValidationError(str(error), field=name) from None
+        return valid
 
     def relaxable(self) -> list[ParamSpec]:
         return [spec for spec in self if spec.relax is not None]
@@ -162,11 +193,11 @@ _SPEC_KEYS = {"group", "type", "unit", "default", "min", "max", "description", "
 
 
 def _spec_from_table(name: str, table: Mapping[str, Any]) -> ParamSpec:
-    unknown = set(table) - _SPEC_KEYS
+    unknown = sorted(set(table) - _SPEC_KEYS)
     if unknown:
         raise ValidationError(
-            f"parameter {name}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join(sorted(_SPEC_KEYS))}"
+            f"parameter {name}: unknown key(s) {', '.join(unknown)}; "
+            f"{did_you_mean(unknown[0], _SPEC_KEYS)}allowed: {', '.join(sorted(_SPEC_KEYS))}"
         )
     missing = {"type", "default", "min", "max", "group"} - set(table)
     if missing:

@@ -200,13 +200,9 @@ async def _archive_active(session: AsyncSession, scope: Scope, based_on: int) ->
 
 
 def _push_payload(row: ConfigVersionRow) -> dict[str, Any]:
-    return {
-        "scope": row.scope,
-        "version": row.version,
-        "parameters": row.parameters,
-        "author": row.author,
-        "reason": row.reason,
-    }
+    """Which version of which scope changed, and by whom. Not the values: the deliverer
+    (bot.engine_push) reads the effective ones of every affected scope when it sends."""
+    return {"scope": row.scope, "version": row.version, "author": row.author, "reason": row.reason}
 
 
 def _announce_payload(

@@ -7,11 +7,20 @@ import hmac
 from bot.config import ApiToken
 from core.authz import Role
 
+SCHEME = "Bearer"
+
 
 def authenticate(header: str | None, tokens: tuple[ApiToken, ...]) -> ApiToken | None:
-    if not header or not header.startswith("Bearer "):
+    """The token an `Authorization: Bearer <token>` header presents; the scheme's name is
+    case-insensitive (RFC 7235: `bearer x` is the same)."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != SCHEME.lower() or not credentials.strip():
         return None
-    presented = header.removeprefix("Bearer ").strip().encode()
+    # Header text is decoded from bytes with surrogateescape: encode it back the same way.
+    try:
+        presented = credentials.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
     found = None
     for token in tokens:  # compare with every token, so timing tells nothing
         if hmac.compare_digest(presented, token.secret.encode()):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
 
+from bot.engine_parameters import engine_parameters
 from bot.metrics import EVENTS_INGESTED
 from bot.webhook import schemas as s
-from bot.webhook.routing import Call, Route
-from core import services, trades
+from bot.webhook.routing import Call, Route, json_response
+from core import trades
 from core.authz import Action
 from core.models import Ingested, Override, Side
 from core.params import Scope
@@ -57,25 +56,16 @@ def _ingest_response(call: Call, kind: str, results: list[Ingested]) -> web.Resp
         created=created,
         duplicates=len(results) - created,
     )
-    return web.json_response(out.model_dump(mode="json"), status=201 if created else 200)
+    return json_response(out.model_dump(mode="json"), status=201 if created else 200)
 
 
 async def get_parameters(call: Call) -> web.StreamResponse:
-    scope = Scope(call.query.scope)
-    params, version = await services.effective_parameters(call.runtime.deps, scope)
-    etag = _etag(scope, version, params)
-    if etag in _if_none_match(call.request):
-        return web.Response(status=304, headers={"ETag": etag})
-    out = s.ParametersOut(scope=scope.value, version=version, parameters=params, etag=etag)
-    return web.json_response(out.model_dump(mode="json"), headers={"ETag": etag})
-
-
-def _etag(scope: Scope, version: int, params: dict[str, float | int]) -> str:
-    """Changes when any effective value changes, inherited ones included."""
-    digest = hashlib.sha256(
-        json.dumps([scope.value, version, params], sort_keys=True).encode()
-    ).hexdigest()
-    return f'"{digest[:32]}"'
+    # The same values, version and ETag as a push to the engine carries (bot.engine_push).
+    current = await engine_parameters(call.runtime.deps, Scope(call.query.scope))
+    if current.etag in _if_none_match(call.request):
+        return web.Response(status=304, headers={"ETag": current.etag})
+    out = s.ParametersOut(**current.as_json())
+    return json_response(out.model_dump(mode="json"), headers={"ETag": current.etag})
 
 
 def _if_none_match(request: web.Request) -> set[str]:
@@ -87,12 +77,12 @@ async def get_overrides(call: Call) -> web.Response:
     side = Side(call.query.side) if call.query.side else None
     found = await trades.active_overrides(call.runtime.deps, call.actor, call.query.symbol, side)
     out = s.OverridesOut(overrides=[override_out(o) for o in found])
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
 
 
 async def consume_override(call: Call) -> web.Response:
     consumed = await trades.consume_override(call.runtime.deps, call.actor, call.path["id"])
-    return web.json_response(override_out(consumed).model_dump(mode="json"))
+    return json_response(override_out(consumed).model_dump(mode="json"))
 
 
 def override_out(override: Override) -> s.OverrideOut:

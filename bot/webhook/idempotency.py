@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.webhook import engine_routes
-from bot.webhook.routing import RUNTIME, ApiError, Call, Route
+from bot.webhook.routing import RUNTIME, ApiError, Call, Route, loggable
 from core.ports import KeyHolder, RequestFingerprint, StoredResponse
 
 log = logging.getLogger(__name__)
@@ -155,9 +155,7 @@ async def settle(request: web.Request, handler: Endpoint) -> web.StreamResponse:
     try:
         await request.app[RUNTIME].idempotency.complete(claim.client, claim.key, stored)
     except Exception:  # the client still gets its answer; a retry finds the key in progress
-        log.warning(
-            "could not keep the answer of %s %s", request.method, request.path, exc_info=True
-        )
+        log.warning("could not keep the answer of %s", loggable(request), exc_info=True)
     return response
 
 
@@ -175,4 +173,4 @@ async def _release(request: web.Request) -> None:
     try:
         await request.app[RUNTIME].idempotency.release(claim.client, claim.key)
     except Exception:  # freed when it counts as abandoned (storage.idempotency)
-        log.warning("could not free the key of %s %s", request.method, request.path, exc_info=True)
+        log.warning("could not free the key of %s", loggable(request), exc_info=True)

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from bot.webhook import learning_schemas as ls
 from bot.webhook.operator_routes import change_response, parse_window
-from bot.webhook.routing import Call, Route
+from bot.webhook.routing import Call, Route, json_response
 from bot.webhook.schemas import ChangeOut
 from core import optimization, optimization_views
 from core.authz import Action
@@ -171,7 +171,7 @@ async def post_apply_config(call: Call) -> web.Response:
 
 
 def _json(out: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(out.model_dump(mode="json"), status=status)
+    return json_response(out.model_dump(mode="json"), status=status)
 
 
 def _run_out(run: OptimizationRun) -> ls.RunOut:

@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.webhook import schemas as s
-from bot.webhook.routing import Call, Route
+from bot.webhook.routing import Call, Route, json_response
 from core import learning
 from core.authz import Action
 
@@ -105,14 +105,14 @@ async def start(call: Call) -> web.Response:
         call.runtime.deps, call.actor, body.duration_minutes, body.reason, body.relax_pct
     )
     call.runtime.wake_dispatchers()
-    return web.json_response(_session(session), status=201)
+    return json_response(_session(session), status=201)
 
 
 async def end(call: Call) -> web.Response:
     body: EndIn = call.body
     session = await learning.stop_learning_session(call.runtime.deps, call.actor, body.reason)
     call.runtime.wake_dispatchers()
-    return web.json_response(_session(session))
+    return json_response(_session(session))
 
 
 async def status(call: Call) -> web.Response:
@@ -123,13 +123,13 @@ async def status(call: Call) -> web.Response:
         time_left_seconds=current.time_left.total_seconds() if current else None,
         so_far=FiguresOut.model_validate(current.so_far) if current else None,
     )
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
 
 
 async def history(call: Call) -> web.Response:
     sessions = await learning.learning_history(call.runtime.deps, call.actor, call.query.limit)
     out = SessionsOut(sessions=[SessionOut.model_validate(x) for x in sessions])
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
 
 
 def _session(session: learning.LearningSession) -> dict[str, object]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.webhook import learning_schemas as ls
-from bot.webhook.routing import Call, Route
+from bot.webhook.routing import Call, Route, json_response
 from core import optimization
 from core.authz import Action
 from core.market import Bar
@@ -25,7 +25,7 @@ async def post_candles(call: Call) -> web.Response:
         created=created,
         duplicates=len(bars) - created,
     )
-    return web.json_response(out.model_dump(mode="json"), status=201 if created else 200)
+    return json_response(out.model_dump(mode="json"), status=201 if created else 200)
 
 
 ROUTES = [

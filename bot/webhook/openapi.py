@@ -12,7 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from bot.webhook import idempotency
 from bot.webhook import schemas as s
-from bot.webhook.routing import MAX_ID, Route
+from bot.webhook.routing import MAX_ID, NO_CONTROL_CHARACTERS, Route
 from bot.webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 REF = "#/components/schemas/{model}"
@@ -27,9 +27,11 @@ ERRORS = {
     413: "Body too large",
     415: "A body that is not JSON (Content-Type: application/json)",
     422: (
-        "Invalid input; `problems` names each bad field (an invalid Idempotency-Key, or "
-        "one reused for a different request, included)"
+        "Invalid input; `problems` names each bad field (`body` when no single field is at "
+        "fault; an invalid Idempotency-Key, or one reused for a different request, included). "
+        "Unknown or repeated query parameters are refused too"
     ),
+    500: "An unexpected error (a bug): logged with the `reference` the body gives",
     503: "Database unavailable or backup failed; retry after the Retry-After header",
 }
 DECLARED = {
@@ -162,7 +164,7 @@ def _operation_id(route: Route) -> str:
 def _path_parameters(route: Route) -> list[dict[str, Any]]:
     kinds = {
         int: {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        str: {"type": "string", "minLength": 1},
+        str: {"type": "string", "minLength": 1, "pattern": NO_CONTROL_CHARACTERS},
     }
     return [
         {"name": name, "in": "path", "required": True, "schema": kinds[kind]}

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from bot.webhook import schemas as s
 from bot.webhook.blocked_schemas import CounterfactualOut, counterfactual_out
-from bot.webhook.routing import Call, Route
+from bot.webhook.routing import NO_CONTROL_CHARACTERS, Call, Route, invalid, json_response
 from core import blocked_insights, services, trades
 from core.authz import Action
 from core.models import BackupRecord, ParamChangeRecord
@@ -49,14 +49,16 @@ class ScopeQuery(BaseModel):
 
 class ChangesQuery(BaseModel):
     scope: s.ScopeName = "global"
-    parameter: Annotated[str, Field(max_length=64)] | None = None
+    parameter: Annotated[str, Field(max_length=64, pattern=NO_CONTROL_CHARACTERS)] | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
 async def get_blocked_trades(call: Call) -> web.Response:
     query: BlockedStatsQuery = call.query
     until = query.until or call.runtime.deps.clock.now()
-    since = query.since or until - parse_window(query.window)
+    since = query.since or _window_before(until, query.window)
+    if since > until:
+        raise invalid("since", f"must not be later than until ({until.isoformat()})")
     stats = await trades.blocked_trade_stats(
         call.runtime.deps, call.actor, since, until, query.limit, query.offset
     )
@@ -72,7 +74,18 @@ async def get_blocked_trades(call: Call) -> web.Response:
         offset=query.offset,
         counterfactual=await _counterfactual(call, since, until),
     )
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
+
+
+def _window_before(until: datetime, window: str) -> datetime:
+    try:
+        return until - parse_window(window)
+    except OverflowError:  # 0001-01-01 minus a day
+        raise invalid(
+            "until",
+            f"the window ({window}) ending at until ({until.isoformat()}) would start before "
+            "the year 1; send a later until or a shorter window",
+        ) from None
 
 
 async def _counterfactual(call: Call, since: datetime, until: datetime) -> CounterfactualOut | None:
@@ -89,14 +102,14 @@ async def post_backup(call: Call) -> web.Response:
     backup = await services.create_backup(
         call.runtime.deps, call.actor, Scope(body.scope), body.reason
     )
-    return web.json_response(_backup_out(backup).model_dump(mode="json"), status=201)
+    return json_response(_backup_out(backup).model_dump(mode="json"), status=201)
 
 
 async def get_backups(call: Call) -> web.Response:
     scope = Scope(call.query.scope) if call.query.scope else None
     backups = await services.list_backups(call.runtime.deps, call.actor, scope, call.query.limit)
     out = s.BackupsOut(backups=[_backup_out(b) for b in backups])
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
 
 
 def _backup_out(backup: BackupRecord) -> s.BackupOut:
@@ -145,7 +158,7 @@ def change_response(call: Call, result: ChangeResult) -> web.Response:
         changes=[{"parameter": c.parameter, "old": c.old, "new": c.new} for c in result.changes],
         backup_id=result.backup.backup_id if result.backup else None,
     )
-    return web.json_response(out.model_dump(mode="json"), status=200)
+    return json_response(out.model_dump(mode="json"), status=200)
 
 
 async def get_parameter_changes(call: Call) -> web.Response:
@@ -154,7 +167,7 @@ async def get_parameter_changes(call: Call) -> web.Response:
         call.runtime.deps, call.actor, Scope(query.scope), query.parameter, query.limit
     )
     out = s.ParameterChangesOut(changes=[_change_out(r) for r in records])
-    return web.json_response(out.model_dump(mode="json"))
+    return json_response(out.model_dump(mode="json"))
 
 
 def _change_out(record: ParamChangeRecord) -> s.ParameterChangeOut:

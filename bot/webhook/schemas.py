@@ -7,11 +7,20 @@ fields are refused: a typo such as `confidnce` must not silently drop a value.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from bot.webhook.blocked_schemas import CounterfactualOut
 from core.models import BlockedTradeEvent, ClosedTradeEvent, Side
@@ -45,6 +54,15 @@ def whole_number(value: object) -> object:
     return value
 
 
+def json_number(value: object) -> object:
+    """A JSON number, not text that looks like one ("31"), nor true; finite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number, e.g. 0.6 or 30 (not text, not true/false)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 # Constraints must come before the validator, or the JSON schema loses them.
 Version = Annotated[
@@ -59,7 +77,10 @@ MAX_BATCH = 1000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and no NaN or infinity in any number
+    (1e400 reads as infinity; NaN and Infinity literals are refused as not JSON)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BlockedTradeIn(Strict):
@@ -107,6 +128,14 @@ class ClosedTradeIn(Strict):
     volatility_level: Literal["HIGH", "MEDIUM", "LOW"] | None = None
     config_version: Version | None = None
 
+    @field_validator("exit_time")
+    @classmethod
+    def _exits_after_entering(cls, exit_time: datetime, info: ValidationInfo) -> datetime:
+        entry_time = info.data.get("entry_time")  # absent when it was itself invalid
+        if entry_time is not None and exit_time < entry_time:
+            raise ValueError("is before entry_time: a trade exits after it enters")
+        return exit_time
+
     def to_event(self) -> ClosedTradeEvent:
         return ClosedTradeEvent(
             trade_id=self.trade_id,
@@ -148,7 +177,10 @@ class ParametersOut(BaseModel):
 
 
 class SetParameterIn(Strict):
-    value: float | int | str
+    value: Annotated[float | int, BeforeValidator(json_number)] = Field(
+        description="A JSON number (30, 0.6), never text; the parameter's type and bounds "
+        "decide the rest"
+    )
     scope: ScopeName = "global"
     reason: Annotated[Required, Field(max_length=2000)]
     based_on: Version | None = Field(
@@ -264,7 +296,12 @@ class Problem(BaseModel):
 
 class ErrorOut(BaseModel):
     error: str
-    problems: list[Problem] | None = None
+    problems: list[Problem] | None = Field(
+        default=None, description="Each field at fault; every 422 names at least one"
+    )
+    reference: str | None = Field(
+        default=None, description="500 only: the reference of the error in the server log"
+    )
 
 
 class HealthOut(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import version
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.metrics import HTTP_LATENCY, HTTP_REQUESTS, QUEUE_DEPTH, REGISTRY
@@ -25,7 +25,17 @@ from bot.webhook import (
 )
 from bot.webhook import schemas as s
 from bot.webhook.openapi import build_openapi
-from bot.webhook.routing import RUNTIME, ApiError, Call, Route, field_name, wrap
+from bot.webhook.routing import (
+    RUNTIME,
+    WWW_AUTHENTICATE,
+    ApiError,
+    Call,
+    Route,
+    json_response,
+    loggable,
+    printable,
+    wrap,
+)
 from core.authz import Action
 from core.errors import (
     BackupFailedError,
@@ -52,7 +62,7 @@ DATABASE_ERRORS = (OperationalError, DBAPIError, ConnectionError, TimeoutError, 
 
 
 async def healthz(_call: Call) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(call: Call) -> web.Response:
@@ -65,23 +75,35 @@ async def readyz(call: Call) -> web.Response:
         slack=slack,
         lease="held" if call.runtime.holds_lease() else "standby",
     )
-    return web.json_response(out.model_dump(), status=200 if ready else 503)
+    if ready:
+        return json_response(out.model_dump())
+    return json_response(out.model_dump(), status=503, headers={"Retry-After": "5"})
 
 
 async def metrics(call: Call) -> web.Response:
-    pending = await call.runtime.outbox.pending()  # only the topics with something waiting
-    shown = {
-        sample.labels["topic"] for metric in QUEUE_DEPTH.collect() for sample in metric.samples
-    }
-    for topic in shown | pending.keys():  # a topic that drained reads 0 again
-        QUEUE_DEPTH.labels(topic).set(pending.get(topic, 0))
+    """The registry, always: while the database is down the queue depths keep the values
+    last read (a warning says so), and Prometheus keeps every other series."""
+    try:
+        pending = await call.runtime.outbox.pending()  # only the topics with something waiting
+    except DATABASE_ERRORS as error:
+        log.warning(
+            "/metrics: outbox depth not read, queue gauges left as they were "
+            "(database unavailable: %s)",
+            printable(str(error)),
+        )
+    else:
+        shown = {
+            sample.labels["topic"] for metric in QUEUE_DEPTH.collect() for sample in metric.samples
+        }
+        for topic in shown | pending.keys():  # a topic that drained reads 0 again
+            QUEUE_DEPTH.labels(topic).set(pending.get(topic, 0))
     return web.Response(
         body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
 
 
 async def openapi(call: Call) -> web.Response:
-    return web.json_response(call.request.app[OPENAPI])
+    return json_response(call.request.app[OPENAPI])
 
 
 OPS_ROUTES = [
@@ -133,12 +155,23 @@ def build_http_app(runtime: Runtime, routes: Sequence[Route] = ROUTES) -> web.Ap
 
 @web.middleware
 async def _observe(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+    """Counts and times every answer; the last net for an exception nothing else caught."""
     started = time.perf_counter()
     resource = request.match_info.route.resource
     template = resource.canonical if resource is not None else "unmatched"
-    response = await handler(request)
-    HTTP_REQUESTS.labels(template, request.method, str(response.status)).inc()
-    HTTP_LATENCY.labels(template).observe(time.perf_counter() - started)
+
+    def count(status: int) -> None:
+        HTTP_REQUESTS.labels(template, request.method, str(status)).inc()
+        HTTP_LATENCY.labels(template).observe(time.perf_counter() - started)
+
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:  # raised, not returned: a redirect, say
+        count(error.status)
+        raise
+    except Exception as error:
+        response = _internal_error(request, error)
+    count(response.status)
     return response
 
 
@@ -148,12 +181,13 @@ async def _errors(request: web.Request, handler: Endpoint) -> web.StreamResponse
     try:
         return await handler(request)
     except ApiError as error:
-        return _error(request, error.status, str(error), error.problems)
-    except PydanticValidationError as error:
-        return _error(request, 422, "invalid request", _problems(error))
+        return _error(request, error.status, str(error), error.problems, error.headers)
     except PermissionDeniedError as error:
         await _audit_refusal(request, str(error))
         return _error(request, 403, str(error))
+    except ValidationError as error:
+        problem = {"field": error.field or "body", "problem": str(error)}
+        return _error(request, 422, str(error), [problem])
     except UserError as error:
         status = next(code for kind, code in STATUS_OF if isinstance(error, kind))
         headers = {"Retry-After": "30"} if status == 503 else None
@@ -164,10 +198,19 @@ async def _errors(request: web.Request, handler: Endpoint) -> web.StreamResponse
         allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         return _error(request, error.status, error.reason, headers=allow)
     except DATABASE_ERRORS as error:
-        log.warning("database unavailable during %s %s: %s", request.method, request.path, error)
+        log.warning("database unavailable during %s: %s", loggable(request), printable(str(error)))
         return _error(
             request, 503, "database unavailable; retry later", headers={"Retry-After": "5"}
         )
+    except Exception as error:
+        return _internal_error(request, error)
+
+
+def _internal_error(request: web.Request, error: Exception) -> web.Response:
+    """A bug: logged with its traceback under a reference the client gets, nothing more."""
+    reference = uuid.uuid4().hex[:12]
+    log.error("internal error %s during %s", reference, loggable(request), exc_info=error)
+    return _error(request, 500, "internal error", reference=reference)
 
 
 def _error(
@@ -176,26 +219,32 @@ def _error(
     message: str,
     problems: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    reference: str | None = None,
 ) -> web.Response:
-    log.info("%s %s -> %d: %s", request.method, request.path, status, message)
+    """The JSON answer of a refusal. Every 422 names at least one field (`body` when no
+    single field is at fault), and every 401 says how to authenticate."""
+    log.info("%s -> %d: %s", loggable(request), status, printable(message))
+    if status == 422 and not problems:
+        problems = [{"field": "body", "problem": message}]
+    if status == 401:
+        headers = {**WWW_AUTHENTICATE, **(headers or {})}
     body = s.ErrorOut(
-        error=message, problems=[s.Problem(**p) for p in problems] if problems else None
+        error=message,
+        problems=[s.Problem(**p) for p in problems] if problems else None,
+        reference=reference,
     )
-    return web.json_response(body.model_dump(exclude_none=True), status=status, headers=headers)
-
-
-def _problems(error: PydanticValidationError) -> list[dict[str, str]]:
-    return [{"field": field_name(e["loc"]), "problem": e["msg"]} for e in error.errors()]
+    return json_response(body.model_dump(exclude_none=True), status=status, headers=headers)
 
 
 async def _audit_refusal(request: web.Request, message: str) -> None:
     runtime = request.app[RUNTIME]
+    path = printable(request.path)  # no NUL: PostgreSQL could not store it
     entry = AuditEntry(
         at=runtime.deps.clock.now(),
         actor="api",
         source="api",
-        action=f"{request.method} {request.path}"[:32],
-        target=request.path[:128],
+        action=f"{request.method} {path}"[:32],
+        target=path[:128],
         outcome=Outcome.REFUSED,
         detail={"error": message},
     )

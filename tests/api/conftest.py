@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import SlackBot, mount
@@ -62,11 +64,20 @@ async def serve_runtime(runtime: Runtime, bot: SlackBot | None = None) -> AsyncI
     app = build_http_app(runtime)
     if bot is not None:
         mount(app, bot, events=False)
+    async with serve_app(app, runtime) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, runtime: Runtime) -> AsyncIterator[Api]:
+    """An application built by build_http_app (perhaps with a route of a test's own added)."""
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
-    await server.close()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Api(session, str(server.make_url("")).rstrip("/"), runtime)
+    finally:
+        await server.close()
 
 
 async def serve(settings: Settings) -> AsyncIterator[Api]:
@@ -88,12 +99,18 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
 
 
 @pytest.fixture
-async def sqlite_api(tmp_path: Path) -> AsyncIterator[Api]:
+async def sqlite_runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     """For tests of the HTTP layer itself (auth, routing), where the database does not matter."""
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'api.db'}", backup_dir=tmp_path / "backups"
     )
-    async for client in serve(api_settings(settings)):
+    async with open_runtime(api_settings(settings)) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+async def sqlite_api(sqlite_runtime: Runtime) -> AsyncIterator[Api]:
+    async for client in serve_runtime(sqlite_runtime):
         yield client
 
 

@@ -132,7 +132,12 @@ async def test_a_trade_that_exits_before_it_enters_is_refused(api: Api) -> None:
     trade = closed(exit_time="2026-11-23T00:00:00+00:00")
     status, body, _ = await api.call("POST", "/trades", "engine", json=trade)
     assert status == 422
-    assert body["error"] == "trade t1: exit_time is before entry_time"
+    assert body["problems"] == [
+        {
+            "field": "exit_time",
+            "problem": "Value error, is before entry_time: a trade exits after it enters",
+        }
+    ]
     assert await count(api, TradeRow) == 0
 
 

@@ -11,10 +11,13 @@ import pytest
 
 from bot.webhook.server import ROUTES
 from bot.webhook.signing import signed_headers
-from core.authz import ALLOWED, IMPLIES, Role
+from core import trades
+from core.authz import ALLOWED, IMPLIES, Actor, Role
+from core.models import Side
 from tests.api.conftest import SECRET, TOKENS, Api, blocked
 
 PROTECTED = [r for r in ROUTES if r.action is not None]
+OPERATOR = Actor.having("U0OPS", "slack", Role.OPERATOR)
 SCOPES = ["engine", "viewer", "admin"]
 
 
@@ -177,3 +180,112 @@ async def test_tokens_and_secrets_never_reach_the_logs(
     logged = caplog.text
     for secret in [*TOKENS.values(), SECRET]:
         assert secret not in logged
+
+
+@pytest.mark.parametrize("body", [b"{}", b""], ids=["{}", "empty"])
+async def test_a_consume_is_verified_over_the_body_as_sent(signed_api: Api, body: bytes) -> None:
+    """The signature covers "<timestamp>.<raw body>" on every signed route, a route that
+    reads nothing from the body included: an engine that sends `{}` signs `{}`."""
+    override_id = await grant(signed_api)
+    headers = signed_headers(SECRET, int(time.time()), body)
+    status, answer, _ = await signed_api.call(
+        "POST",
+        f"/overrides/{override_id}/consume",
+        "engine",
+        data=body,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert status == 200, answer
+    assert answer["status"] == "CONSUMED"
+
+
+async def test_a_consume_signed_over_another_body_is_refused(signed_api: Api) -> None:
+    override_id = await grant(signed_api)
+    headers = signed_headers(SECRET, int(time.time()), b"")
+    status, answer, _ = await signed_api.call(
+        "POST", f"/overrides/{override_id}/consume", "engine", data=b"{}", headers=headers
+    )
+    assert (status, answer["error"]) == (401, "invalid request signature: signature does not match")
+
+
+@pytest.mark.parametrize("timestamp", ["²", "１７００", "1" * 5000, "-1", "1e9"])
+async def test_a_timestamp_that_is_not_unix_seconds_is_401_saying_so(
+    signed_api: Api, timestamp: str
+) -> None:
+    raw = json.dumps(blocked()).encode()
+    headers = {
+        "X-Paramadapt-Timestamp": timestamp,
+        "X-Paramadapt-Signature": "sha256=" + "0" * 64,
+        "Content-Type": "application/json",
+    }
+    status, body, response = await signed_api.call(
+        "POST", "/blocked-trades", "engine", data=raw, headers=headers
+    )
+    assert status == 401
+    assert response.content_type == "application/json"
+    assert body["error"] == (
+        "invalid request signature: X-Paramadapt-Timestamp must be a Unix timestamp in "
+        "seconds (1 to 12 ASCII digits)"
+    )
+
+
+async def test_a_signature_that_is_not_ascii_does_not_match(signed_api: Api) -> None:
+    raw, headers = signed(blocked())
+    headers["X-Paramadapt-Signature"] = "sha256=é"
+    status, body, _ = await signed_api.call(
+        "POST", "/blocked-trades", "engine", data=raw, headers=headers
+    )
+    assert (status, body["error"]) == (401, "invalid request signature: signature does not match")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/parameters", {}),
+        ("/parameters", {"Authorization": "Bearer not-a-token-of-ours"}),
+        ("/parameters", {"Authorization": f"Basic {TOKENS['viewer']}"}),
+    ],
+    ids=["no token", "unknown token", "another scheme"],
+)
+async def test_a_401_says_how_to_authenticate(
+    sqlite_api: Api, path: str, headers: dict[str, str]
+) -> None:
+    status, _, response = await sqlite_api.call("GET", path, None, headers=headers)
+    assert status == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="paramadapt"'
+
+
+async def test_a_bad_signature_401_says_how_to_authenticate_too(signed_api: Api) -> None:
+    status, _, response = await signed_api.call("GET", "/parameters", "engine")
+    assert status == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+async def test_the_bearer_scheme_is_case_insensitive(sqlite_api: Api, scheme: str) -> None:
+    """RFC 7235: the authentication scheme's name is case-insensitive."""
+    header = {"Authorization": f"{scheme} {TOKENS['viewer']}"}
+    status, body, _ = await sqlite_api.call("GET", "/parameters", None, headers=header)
+    assert (status, body["scope"]) == (200, "global")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/start-learning-session"), ("POST", "/end-learning-session")],
+)
+async def test_a_403_names_the_token_scope_that_would_do(
+    sqlite_api: Api, method: str, path: str
+) -> None:
+    """People hold an operator role in Slack; tokens have no such scope."""
+    status, body, _ = await sqlite_api.call(method, path, "viewer", json={})
+    assert status == 403
+    assert body["error"] == (
+        f"{method} {path} needs a token with the admin scope; token 'viewer' has viewer"
+    )
+
+
+async def grant(api: Api) -> int:
+    override = await trades.grant_override(
+        api.runtime.deps, OPERATOR, "BTCUSDC", Side.BUY, "FOMC dip"
+    )
+    return override.id
