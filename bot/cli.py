@@ -10,14 +10,16 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from traceback import walk_tb
 from typing import Any, NoReturn
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from bot import render, render_blocked, render_learning, render_optimizer, simulate
 from bot.config import ConfigError, Settings, load_settings
@@ -29,7 +31,6 @@ from core import blocked_insights, learning, optimization, services
 from core.authz import Action
 from core.backtest import BacktestSettings
 from core.errors import UserError, ValidationError
-from core.models import AuditEntry, Outcome
 from core.optimizer import Method
 from core.params import Scope
 from storage.db import mask_url
@@ -40,9 +41,36 @@ log = logging.getLogger("paramadapt")
 Handler = Callable[[Runtime, argparse.Namespace], Awaitable[None]]
 
 
+class UsageError(Exception):
+    """A command line argparse refused; `prog` is the (sub)command's: 'paramadapt params set'."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return tuple(self.prog.split()[1:])
+
+    def line(self) -> str:
+        return f"{self.prog}: error: {self.message} (see '{self.prog} --help')"
+
+
 class CliParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise UsageError(self.prog, message)
+
+
+# The commands that change something, and the action their refusals are audited as (what
+# core's use case records when it refuses): a malformed one is audited like any refusal.
+CHANGES: dict[tuple[str, ...], str] = {
+    ("params", "set"): Action.SET,
+    ("params", "reset"): Action.RESET,
+    ("params", "restore"): Action.RESTORE,
+    ("backup", "create"): Action.BACKUP,
+    ("learning", "start"): "learning.start",
+    ("learning", "stop"): "learning.stop",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,14 +118,9 @@ def _db_commands(commands: Any) -> None:
     db.add_parser("upgrade", help="create or upgrade the schema to the latest migration")
 
 
-def _scope_option(parser: argparse.ArgumentParser, *, change: bool = False) -> None:
-    """`change`: the handler parses the scope (`_change_scope`), so a bad one is refused
-    like any other bad change: one line, exit 2, and a row in the audit log."""
+def _scope_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--scope",
-        type=str if change else _scope,
-        default=Scope.GLOBAL.value if change else Scope.GLOBAL,
-        help="global (default), HIGH, MEDIUM or LOW",
+        "--scope", type=_scope, default=Scope.GLOBAL, help="global (default), HIGH, MEDIUM or LOW"
     )
 
 
@@ -122,14 +145,14 @@ def _params_commands(commands: Any) -> None:
     set_ = params.add_parser("set", help="change one parameter (backed up first)")
     set_.add_argument("name")
     set_.add_argument("value")
-    _scope_option(set_, change=True)
+    _scope_option(set_)
     # required by core, not argparse: a change refused for want of a reason is audited
     set_.add_argument("--reason", default="", help="why the value changes (required)")
     _based_on_option(set_)
 
     reset = params.add_parser("reset", help="back to the default (global) or inherit (levels)")
     reset.add_argument("name")
-    _scope_option(reset, change=True)
+    _scope_option(reset)
     reset.add_argument("--reason", default="", help="why")
     _based_on_option(reset)
 
@@ -147,7 +170,7 @@ def _params_commands(commands: Any) -> None:
     target = restore.add_mutually_exclusive_group(required=True)
     target.add_argument("version", type=int, nargs="?", metavar="VERSION")
     target.add_argument("--backup", metavar="ID", help="restore from a backup file")
-    _scope_option(restore, change=True)
+    _scope_option(restore)
     restore.add_argument("--reason", default="", help="why")
     _based_on_option(restore)
 
@@ -289,40 +312,16 @@ async def _params_show(runtime: Runtime, args: argparse.Namespace) -> None:
     )
 
 
-async def _change_scope(runtime: Runtime, args: argparse.Namespace, action: Action) -> Scope:
-    """The scope of a change; one that does not exist is refused and audited, as core
-    audits every other refused change (core's use cases take a Scope, not its text)."""
-    try:
-        return Scope.parse(args.scope)
-    except UserError as error:
-        actor = cli_actor()
-        given = {k: v for k, v in vars(args).items() if v is not None and k != "command"}
-        await runtime.deps.audit.record(
-            AuditEntry(
-                at=runtime.deps.clock.now(),
-                actor=actor.id,
-                source=actor.source,
-                action=action.value,
-                target=args.scope[:128],
-                outcome=Outcome.REFUSED,
-                detail={**given, "error": str(error)},
-            )
-        )
-        raise
-
-
 async def _params_set(runtime: Runtime, args: argparse.Namespace) -> None:
-    scope = await _change_scope(runtime, args, Action.SET)
     result = await services.set_parameter(
-        runtime.deps, cli_actor(), scope, args.name, args.value, args.reason, args.based_on
+        runtime.deps, cli_actor(), args.scope, args.name, args.value, args.reason, args.based_on
     )
     print(render.change_result(result))
 
 
 async def _params_reset(runtime: Runtime, args: argparse.Namespace) -> None:
-    scope = await _change_scope(runtime, args, Action.RESET)
     result = await services.reset_parameter(
-        runtime.deps, cli_actor(), scope, args.name, args.reason, args.based_on
+        runtime.deps, cli_actor(), args.scope, args.name, args.reason, args.based_on
     )
     print(render.change_result(result))
 
@@ -340,14 +339,14 @@ async def _params_diff(runtime: Runtime, args: argparse.Namespace) -> None:
 
 
 async def _params_restore(runtime: Runtime, args: argparse.Namespace) -> None:
-    actor, scope = cli_actor(), await _change_scope(runtime, args, Action.RESTORE)
+    actor = cli_actor()
     if args.backup:
         result = await services.restore_backup(
             runtime.deps, actor, args.backup, args.reason, args.based_on
         )
     else:
         result = await services.restore_version(
-            runtime.deps, actor, scope, args.version, args.reason, args.based_on
+            runtime.deps, actor, args.scope, args.version, args.reason, args.based_on
         )
     print(render.change_result(result))
 
@@ -434,6 +433,8 @@ async def _db_upgrade(runtime: Runtime, _args: argparse.Namespace) -> None:
 async def _run(runtime: Runtime, args: argparse.Namespace) -> None:
     from bot.service import serve
 
+    # Only now, with the database reached and migrated: a run that cannot start leaves no token.
+    runtime.settings = with_local_engine_token(runtime.settings)
     await serve(runtime, console_user=args.as_user)
 
 
@@ -473,8 +474,21 @@ def _config_check(args: argparse.Namespace, env: dict[str, str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        try:
+            return _main(sys.argv[1:] if argv is None else list(argv), env)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe is handled, rather than at exit
+    except BrokenPipeError:
+        return _output_closed()
+
+
+def _main(argv: list[str], env: dict[str, str] | None) -> int:
     env = dict(os.environ) if env is None else env
+    try:
+        args = _parse(argv)
+    except UsageError as usage:
+        return _refuse_usage(usage, argv, env)
     if args.command == "simulate":  # a client of the HTTP API: no database, no bot settings
         return simulate.main(args, env)
     try:
@@ -485,24 +499,63 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     except ConfigError as error:
         return _fail(f"configuration error: {error}")
     _configure_logging(settings, verbose=args.command == "run")
-    if args.command == "run":
-        if problem := _cannot_listen(settings.host, settings.port):
-            return _fail(problem, 1)
-        settings = with_local_engine_token(settings)
+    if args.command == "run" and (problem := _cannot_listen(settings.host, settings.port)):
+        return _fail(problem, 1)
     try:
         asyncio.run(_execute(settings, args))
     except UserError as error:
         return _fail(str(error))
-    except (OperationalError, DBAPIError, OSError) as error:
-        if isinstance(error, OSError) and _BIND_FAILED in str(error):  # taken since the check
-            return _fail(_listen_problem(settings.host, settings.port, error), 1)
-        log.debug("database error", exc_info=True)
-        return _fail(
-            f"database unavailable ({mask_url(settings.database_url)}): {_first_line(error)}", 1
-        )
+    except (DBAPIError, OSError) as error:  # OperationalError is a DBAPIError
+        return _failed(settings, error)
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said by the subcommand, which the top-level parser would not name
+        command = [args.command, getattr(args, f"{args.command}_command", None)]
+        prog = " ".join(["paramadapt", *filter(None, command)])
+        raise UsageError(prog, f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _refuse_usage(usage: UsageError, argv: list[str], env: dict[str, str]) -> int:
+    """A malformed change is refused like any other: audited through core, one line, exit 2.
+    If the refusal cannot be recorded (no database, a bad setting), the line is still what
+    the user needs to see: nothing else is said about it."""
+    action = CHANGES.get(usage.command)
+    if action is not None:
+        try:
+            settings = load_settings(env)
+            _configure_logging(settings, verbose=False)
+            asyncio.run(_record_refusal(settings, usage, action, argv))
+        except Exception:
+            log.debug("refused command line not audited", exc_info=True)
+    print(usage.line(), file=sys.stderr)
+    return 2
+
+
+async def _record_refusal(
+    settings: Settings, usage: UsageError, action: str, argv: list[str]
+) -> None:
+    target = "learning" if usage.command[0] == "learning" else _option(argv, "--scope")
+    detail = {"command": " ".join(usage.command), "arguments": argv[len(usage.command) :]}
+    async with open_runtime(settings) as runtime:
+        await services.refuse_change(
+            runtime.deps, cli_actor(), action, target or Scope.GLOBAL.value, detail, usage.message
+        )
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The value given to option `name` (`--scope X` or `--scope=X`), as typed."""
+    for index, word in enumerate(argv):
+        if word.startswith(f"{name}="):
+            return word.partition("=")[2][:128]
+        if word == name and index + 1 < len(argv):
+            return argv[index + 1][:128]
+    return None
 
 
 async def _execute(settings: Settings, args: argparse.Namespace) -> None:
@@ -510,16 +563,63 @@ async def _execute(settings: Settings, args: argparse.Namespace) -> None:
         await _handler(args)(runtime, args)
 
 
-def _configure_logging(settings: Settings, *, verbose: bool) -> None:
-    level = (
-        settings.log_level
-        if verbose
-        else max(logging.WARNING, logging.getLevelName(settings.log_level))
+def _failed(settings: Settings, error: DBAPIError | OSError) -> int:
+    if isinstance(error, DBAPIError) or _raised_connecting(error):
+        log.debug("database error", exc_info=True)
+        where = mask_url(settings.database_url)
+        return _fail(f"DATABASE_URL: database unavailable ({where}): {_first_line(error)}", 1)
+    if isinstance(error, BrokenPipeError):  # our output was closed: main() ends quietly
+        raise error
+    if _BIND_FAILED in str(error):  # the port was taken since `_cannot_listen` checked it
+        return _fail(_listen_problem(settings.host, settings.port, error), 1)
+    log.debug("system error", exc_info=True)
+    return _fail(_first_line(error), 1)
+
+
+# Where an OSError is raised when the database is not reached: SQLAlchemy's pool opening a
+# connection (a refused, unreachable or unresolvable server, which the drivers raise as they
+# are, unwrapped), or storage.db making the SQLite file's folder. Anywhere else (writing our
+# output, a file) an OSError is not the database's.
+_CONNECTING = ("sqlalchemy.pool", "storage.db")
+
+
+def _raised_connecting(error: OSError) -> bool:
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith(_CONNECTING)
+        for frame, _line in walk_tb(error.__traceback__)
     )
+
+
+def _output_closed() -> int:
+    """Whoever read our output stopped reading (`paramadapt params show | head -1`): nothing
+    is wrong and nothing more is said. Python's recipe: stdout goes to /dev/null, so that the
+    flush at exit does not fail again; the status is a process's ended by SIGPIPE (128 + 13)."""
+    with contextlib.suppress(OSError, ValueError):  # no real stdout (tests capture it)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+# Libraries whose DEBUG lines drown paramadapt's own: aiosqlite writes two per database call
+# (thousands a minute while idle), matplotlib and PIL a screenful per chart (fonts, PNG
+# chunks), asyncio its selector. They log at LOG_LEVEL_LIBRARIES (INFO), never below
+# LOG_LEVEL. SQLAlchemy quiets itself (WARNING), alembic is quieted below; Slack's clients
+# (slack_sdk, slack_bolt), aiohttp and APScheduler follow LOG_LEVEL: their DEBUG lines are what
+# one looks for when Slack, the HTTP API or a job misbehaves (slack_sdk redacts the tokens).
+CHATTY_LIBRARIES = ("aiosqlite", "asyncio", "matplotlib", "PIL")
+
+
+def _configure_logging(settings: Settings, *, verbose: bool) -> None:
+    wanted = logging.getLevelName(settings.log_level)
+    level = wanted if verbose else max(logging.WARNING, wanted)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    libraries = max(level, logging.getLevelName(settings.log_level_libraries))
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(libraries)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, level))
 
 
 # asyncio's create_server (under aiohttp's TCPSite) words a failed bind this way

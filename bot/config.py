@@ -32,7 +32,7 @@ from core.counterfactual import CounterfactualPolicy
 from core.errors import ValidationError
 from core.learning_model import LearningPolicy
 from core.models import Policy
-from core.params import ParamSchema, load_schema
+from core.params import ParamSchema, did_you_mean, load_schema
 from storage.db import DatabaseUrlError, mask_url, normalize_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/paramadapt.db"
@@ -101,6 +101,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    log_level_libraries: str = "INFO"  # the chatty libraries' (bot.cli.CHATTY_LIBRARIES)
     config_file: Path | None = None
     risk_channel: str = "#risk-blocked"
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -147,6 +148,7 @@ class Settings:
             "HOST": self.host,
             "PORT": self.port,
             "LOG_LEVEL": self.log_level,
+            "LOG_LEVEL_LIBRARIES": self.log_level_libraries,
             "PARAMADAPT_CONFIG": str(self.config_file) if self.config_file else None,
             "slack": {
                 "mode": self.slack_mode,
@@ -197,6 +199,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=_host(env.get("HOST")),
         port=_port(env.get("PORT")),
         log_level=_log_level(env.get("LOG_LEVEL")),
+        log_level_libraries=_log_level(env.get("LOG_LEVEL_LIBRARIES"), "LOG_LEVEL_LIBRARIES"),
         config_file=config_file,
         risk_channel=_risk_channel(env, slack, where),
         roles=_roles(_table(document, "roles", where), where),
@@ -293,13 +296,8 @@ def _check_keys(table: Mapping[str, Any], known: Iterable[str], where: str, sect
     if unknown:
         raise ConfigError(
             f"{where}: {section}: unknown key(s) {', '.join(unknown)}; "
-            f"{_did_you_mean(unknown[0], known)}known: {', '.join(known)}"
+            f"{did_you_mean(unknown[0], known)}known: {', '.join(known)}"
         )
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'? " if close else ""
 
 
 def _refuse_secrets(keys: Iterable[str], where: str, section: str = "") -> None:
@@ -401,7 +399,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(
             f"{where}: unknown section(s) {', '.join(unknown)}; "
-            f"{_did_you_mean(unknown[0], SECTIONS)}known: {', '.join(sorted(SECTIONS))}"
+            f"{did_you_mean(unknown[0], SECTIONS)}known: {', '.join(sorted(SECTIONS))}"
         )
     return document
 
@@ -431,10 +429,10 @@ def _port(raw: str | None) -> int:
     return int(raw)
 
 
-def _log_level(raw: str | None) -> str:
+def _log_level(raw: str | None, name: str = "LOG_LEVEL") -> str:
     level = (raw or "INFO").upper()
     if level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+        raise ConfigError(f"{name}: must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from core.authz import Action, Actor, require
+from core.commands import MAX_WHOLE
 from core.errors import (
     BackupFailedError,
     ConflictError,
@@ -147,7 +148,8 @@ async def diff_versions(
 async def _existing_version(deps: Deps, scope: Scope, version: int) -> ConfigVersion:
     if version == DEFAULTS_VERSION:
         return await _defaults_version(deps, scope)
-    found = await deps.config.get_version(scope, version)
+    # a number no version can have (negative, or beyond the stored column) is not looked up
+    found = await deps.config.get_version(scope, version) if 0 < version <= MAX_WHOLE else None
     if found is None:
         latest = await deps.config.active(scope)
         have = f"the active version is {latest.version}" if latest else "it has no versions yet"
@@ -262,7 +264,7 @@ async def restore_version(
         require(actor, Action.RESTORE)  # before the lookup, so a refusal reveals nothing
         target = await _existing_version(deps, scope, version)
     except UserError as error:
-        await _audit_refusal(deps, actor, Action.RESTORE, scope, detail, error)
+        await refuse_change(deps, actor, Action.RESTORE, scope, detail, error)
         raise
     params = target.parameters
     return await apply_change(
@@ -287,7 +289,7 @@ async def restore_backup(
         require(actor, Action.RESTORE)
         backup = await deps.backups.read(backup_id)
     except UserError as error:
-        await _audit_refusal(deps, actor, Action.RESTORE, "backup", detail, error)
+        await refuse_change(deps, actor, Action.RESTORE, "backup", detail, error)
         raise
     why = reason.strip() or f"restore backup {backup_id} ({backup.scope} v{backup.version})"
     return await apply_change(
@@ -339,7 +341,7 @@ async def create_backup(deps: Deps, actor: Actor, scope: Scope, reason: str = ""
         snapshot = _snapshot(deps.schema, scope, current)
         backup = await _write_backup(deps, actor, snapshot, why)
     except UserError as error:
-        await _audit_refusal(deps, actor, Action.BACKUP, scope, {"reason": why}, error)
+        await refuse_change(deps, actor, Action.BACKUP, scope, {"reason": why}, error)
         raise
     audit = _audit(deps, actor, Action.BACKUP, scope, Outcome.APPLIED, {"id": backup.backup_id})
     await _stored_or_discarded(deps, backup, lambda: deps.config.record_backup(backup, audit))
@@ -363,7 +365,7 @@ async def apply_change(
         require(actor, action)
         current = await deps.config.active(scope)
         snapshot = _snapshot(deps.schema, scope, current)
-        _check_base(scope, based_on, snapshot.version)
+        await _check_base(deps, scope, based_on, snapshot.version)
         new_params = compute(dict(snapshot.parameters))
         changes = _changes(snapshot.parameters, new_params)
         if learning_session_id is None:
@@ -389,7 +391,7 @@ async def apply_change(
             lambda: deps.config.commit_version(new, snapshot.version, changes, backup, audit),
         )
     except UserError as error:
-        await _audit_refusal(deps, actor, action, scope, detail, error)
+        await refuse_change(deps, actor, action, scope, detail, error)
         raise
     return ChangeResult(scope, Outcome.APPLIED, changes, version, backup, snapshot.version)
 
@@ -455,8 +457,11 @@ async def _refuse_relaxed(deps: Deps, changes: Sequence[ParamChange]) -> None:
         )
 
 
-def _check_base(scope: Scope, based_on: int | None, active: int) -> None:
+async def _check_base(deps: Deps, scope: Scope, based_on: int | None, active: int) -> None:
+    """A change based on `based_on` goes ahead only if that is still the active version; one
+    the scope never had is not found (as diff and restore say), not stale."""
     if based_on is not None and based_on != active:
+        await _existing_version(deps, scope, based_on)
         raise StaleVersionError(
             f"{scope} changed since version {based_on}: the active version is {active}. "
             "Review the current values and try again."
@@ -485,7 +490,7 @@ def _changes(old: Params, new: Params) -> list[ParamChange]:
 def _audit(
     deps: Deps,
     actor: Actor,
-    action: Action,
+    action: str,
     target: object,
     outcome: Outcome,
     detail: Mapping[str, object],
@@ -494,20 +499,23 @@ def _audit(
         at=deps.clock.now(),
         actor=actor.id,
         source=actor.source,
-        action=action.value,
+        action=str(action),  # an Action's value
         target=str(target),
         outcome=outcome,
         detail=dict(detail),
     )
 
 
-async def _audit_refusal(
+async def refuse_change(
     deps: Deps,
     actor: Actor,
-    action: Action,
+    action: str,
     target: object,
     detail: Mapping[str, object],
-    error: UserError,
+    error: UserError | str,
 ) -> None:
+    """Record a refused change: the one audit row of every refusal, whether a use case here
+    refused it or an entry point did before reaching one (a malformed command line).
+    `action` is what the change is audited as: an Action, or e.g. "learning.start"."""
     entry = _audit(deps, actor, action, target, Outcome.REFUSED, {**detail, "error": str(error)})
     await deps.audit.record(entry)

@@ -15,9 +15,10 @@ import logging
 import os
 import re
 import tempfile
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import NotFoundError, ValidationError
 from core.models import BackupRecord, Snapshot
@@ -28,6 +29,7 @@ _ID = re.compile(r"^(global|HIGH|MEDIUM|LOW)-(\d{8}T\d{12}Z(?:-\d+)?_v\d+)$")
 _FILE = re.compile(r"^(\d{8}T\d{12}Z)(?:-(\d+))?_v\d+\.json$")
 
 log = logging.getLogger(__name__)
+Field = TypeVar("Field")
 
 
 class FileBackups:
@@ -168,16 +170,43 @@ def _document(record: BackupRecord) -> dict[str, Any]:
     }
 
 
-def _record(backup_id: str, path: Path, document: dict[str, Any]) -> BackupRecord:
-    if document.get("format") != FORMAT or not isinstance(document.get("parameters"), dict):
+def _record(backup_id: str, path: Path, document: object) -> BackupRecord:
+    """The backup a file holds; a file that is not a whole one (made by hand, damaged) is
+    refused naming the field at fault, as it could not be restored."""
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FORMAT
+        or not isinstance(document.get("parameters"), dict)
+    ):
         raise ValidationError(f"backup '{backup_id}' is not a {FORMAT} file")
+    fields: dict[str, Any] = document
+
+    def field(name: str, convert: Callable[[Any], Field]) -> Field:
+        if name not in fields:
+            raise _incomplete(backup_id, f"missing {name}")
+        try:
+            return convert(fields[name])
+        except (KeyError, TypeError, ValueError):
+            raise _incomplete(backup_id, f"{name} is not valid: {fields[name]!r:.60}") from None
+
     return BackupRecord(
         backup_id=backup_id,
-        scope=Scope(document["scope"]),
-        version=int(document["version"]),
+        scope=field("scope", Scope),
+        version=field("version", int),
         path=str(path),
-        created_at=datetime.fromisoformat(document["created_at"]),
-        actor=str(document["actor"]),
-        reason=str(document["reason"]),
-        parameters=dict(document["parameters"]),
+        created_at=field("created_at", _moment),
+        actor=field("actor", str),
+        reason=field("reason", str),
+        parameters=dict(fields["parameters"]),
     )
+
+
+def _moment(text: str) -> datetime:
+    """A time as backups write it; one without a time zone (made by hand) is taken as UTC,
+    so that it compares with the others."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _incomplete(backup_id: str, problem: str) -> ValidationError:
+    return ValidationError(f"backup '{backup_id}' is not a complete paramadapt backup: {problem}")

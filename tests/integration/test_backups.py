@@ -18,6 +18,7 @@ import pytest
 from bot.runtime import Runtime
 from core import services
 from core.authz import Actor, Role
+from core.errors import ValidationError
 from core.models import BackupRecord, Snapshot
 from core.params import Scope
 from core.ports import ConfigStore, Deps
@@ -216,3 +217,55 @@ async def test_backup_list_skips_a_damaged_file(runtime: Runtime, backup_dir: Pa
     (backup_dir / "global" / "20261124T030000000000Z_v3.json").write_text('{"format": ')
     listed = await services.list_backups(runtime.deps, ADMIN)
     assert [b.backup_id for b in listed] == [good.backup_id]
+
+
+def hand_made(backup_dir: Path, **document: object) -> str:
+    """A backup file written by hand under a backup's name; its id."""
+    (backup_dir / "global").mkdir(parents=True, exist_ok=True)
+    (backup_dir / "global" / "20261124T030000000000Z_v3.json").write_text(json.dumps(document))
+    return "global-20261124T030000000000Z_v3"
+
+
+COMPLETE = {
+    "format": "paramadapt-backup/1",
+    "scope": "global",
+    "version": 3,
+    "parameters": {"min_confidence": 0.6},
+    "created_at": "2026-11-24T03:00:00+00:00",
+    "actor": "U0ADMIN",
+    "reason": "by hand",
+}
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({k: v for k, v in COMPLETE.items() if k != "created_at"}, "missing created_at"),
+        ({k: v for k, v in COMPLETE.items() if k != "actor"}, "missing actor"),
+        ({**COMPLETE, "created_at": "yesterday"}, "created_at is not valid: 'yesterday'"),
+        ({**COMPLETE, "created_at": 20261124}, "created_at is not valid: 20261124"),
+        ({**COMPLETE, "scope": "GLOBAL!"}, "scope is not valid: 'GLOBAL!'"),
+        ({**COMPLETE, "version": [3]}, "version is not valid: [3]"),
+    ],
+)
+async def test_a_backup_file_that_is_not_whole_is_refused_naming_the_field(
+    tmp_path: Path, document: dict[str, object], problem: str
+) -> None:
+    backup_id = hand_made(tmp_path, **document)
+    with pytest.raises(ValidationError) as refused:
+        await FileBackups(tmp_path).read(backup_id)
+    assert str(refused.value) == (
+        f"backup '{backup_id}' is not a complete paramadapt backup: {problem}"
+    )
+
+
+async def test_backup_list_skips_a_file_missing_a_field_with_a_warning(
+    runtime: Runtime, backup_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = await _file_without_row(runtime, AT, "good")
+    hand_made(backup_dir, **{k: v for k, v in COMPLETE.items() if k != "created_at"})
+
+    listed = await services.list_backups(runtime.deps, ADMIN)
+
+    assert [b.backup_id for b in listed] == [good.backup_id]
+    assert "missing created_at" in caplog.text

@@ -22,7 +22,7 @@ from bot.cli import main
 from storage.db import create_engine
 from storage.tables import AuditLogRow, ConfigBackupRow, ConfigVersionRow, ParameterChangeRow
 from tests.conftest import POSTGRES_URL
-from tests.process import BIN
+from tests.process import BIN, BotProcess, free_port
 
 
 @pytest.fixture
@@ -139,6 +139,17 @@ def changes_refused(*cases: tuple[list[str], str]) -> Any:
     )
 
 
+# what each change command's refusals are audited as
+AUDITED_AS = {
+    ("params", "set"): "set",
+    ("params", "reset"): "reset",
+    ("params", "restore"): "restore",
+    ("backup", "create"): "backup",
+    ("learning", "start"): "learning.start",
+    ("learning", "stop"): "learning.stop",
+}
+
+
 @changes_refused(
     (["params", "set", "min_confidense", "0.6", "--reason", "r"], "did you mean 'min_confidence'"),
     (["params", "set", "min_confidence", "1.6", "--reason", "r"], "must be a number from 0 to 1"),
@@ -158,6 +169,26 @@ def changes_refused(*cases: tuple[list[str], str]) -> Any:
     (["params", "restore", "7"], "global has no version 7"),
     (["params", "restore", "--backup", "../../etc/passwd"], "no backup '../../etc/passwd'"),
     (["params", "restore", "--backup", "global-20200101T000000000000Z_v1"], "no backup"),
+    (
+        ["params", "set", "min_confidence", "0.5", "--reason", "r", "--based-on", "99"],
+        "global has no version 99; the active version is 1",
+    ),
+    (
+        ["params", "set", "min_confidence", "0.5", "--reason", "r", "--based-on", "-1"],
+        "global has no version -1; the active version is 1",
+    ),
+    # refused by the command line's grammar, before any use case: audited all the same
+    (["params", "set", "min_confidence"], "the following arguments are required: value"),
+    (
+        ["params", "set", "min_confidence", "0.5", "--reason", "r", "--based-on", "abc"],
+        "argument --based-on: invalid int value: 'abc'",
+    ),
+    (["params", "set", "min_confidence", "0.5", "--reason", "r", "--bogus"], "--bogus"),
+    (["params", "reset", "min_confidence", "--based-on"], "expected one argument"),
+    (["params", "restore", "--reason", "r"], "one of the arguments VERSION --backup"),
+    (["backup", "create", "--scope", "FOO"], "unknown scope 'FOO'"),
+    (["learning", "start", "--reason", "r"], "required: DURATION_MINUTES"),
+    (["learning", "stop", "--bogus"], "unrecognized arguments: --bogus"),
 )
 def test_a_refused_change_exits_2_with_one_line_is_audited_and_changes_nothing(
     env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str], message: str
@@ -172,12 +203,46 @@ def test_a_refused_change_exits_2_with_one_line_is_audited_and_changes_nothing(
     assert code == 2
     assert captured.out == ""
     [line] = captured.err.splitlines()
-    assert line.startswith("paramadapt: error: ")
+    assert line.startswith(("paramadapt: error: ", f"paramadapt {argv[0]} {argv[1]}: error: "))
     assert message in line
     assert state(env) == before
     [(_, action, outcome, detail)] = audit_log(env)[audited:]
-    assert (action, outcome) == (argv[1], "refused")
-    assert detail["error"] == line.removeprefix("paramadapt: error: ")
+    assert (action, outcome) == (AUDITED_AS[argv[0], argv[1]], "refused")
+    assert line.partition(": error: ")[2].startswith(detail["error"])
+
+
+def test_a_malformed_change_without_a_database_to_audit_it_still_says_only_what_is_wrong(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/x"}
+
+    code = run(env, "params", "set", "min_confidence", "--reason", "r")
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "paramadapt params set: error: the following arguments are required: value "
+        "(see 'paramadapt params set --help')"
+    ]
+
+
+def test_a_backup_file_missing_a_field_is_refused_in_one_line_and_changes_nothing(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(env, "params", "set", "min_confidence", "0.6", "--reason", "baseline")
+    made_by_hand = Path(env["BACKUP_DIR"]) / "global" / "20200101T000000000000Z_v1.json"
+    document = {"format": "paramadapt-backup/1", "scope": "global", "version": 1}
+    made_by_hand.write_text(json.dumps({**document, "parameters": {"min_confidence": 0.5}}))
+    capsys.readouterr()
+    before = state(env)
+
+    code = run(env, "params", "restore", "--backup", "global-20200101T000000000000Z_v1")
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "paramadapt: error: backup 'global-20200101T000000000000Z_v1' is not a complete "
+        "paramadapt backup: missing created_at"
+    ]
+    assert state(env) == before
 
 
 @pytest.mark.parametrize(
@@ -201,6 +266,94 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
     assert len(captured.err.strip().splitlines()) == 1
     assert message in captured.err
     assert state(env) == before
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (a database server that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["params", "set", "min_confidence", "0.66", "--reason", "piped"],
+        ["params", "show"],
+    ],
+    ids=["set", "show"],
+)
+def test_output_into_a_pipe_closed_early_ends_quietly_and_a_change_is_kept(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """`paramadapt … | head -c0`: the reader is gone before anything is written."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [str(BIN), *argv],
+            env={**os.environ, **env},
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+
+    assert done.stderr == ""
+    assert done.returncode == 141  # as for a process ended by SIGPIPE
+    assert run(env, "params", "show", "min_confidence") == 0
+    shown = capsys.readouterr().out
+    assert ("0.66" in shown) == (argv[1] == "set")
+
+
+def test_run_with_the_database_down_says_so_in_one_line_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql+asyncpg://postgres:s3cretpassw0rd@127.0.0.1:{closed_port()}/x"
+    env = {"DATABASE_URL": url, "PORT": str(closed_port()), "LOG_LEVEL": "INFO"}
+
+    done = subprocess.run(
+        [str(BIN), "run"],
+        env={**os.environ, **env},
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    masked = url.replace("s3cretpassw0rd", "***")
+    assert line.startswith(f"paramadapt: error: DATABASE_URL: database unavailable ({masked}): ")
+    assert not (tmp_path / "var" / "engine-token").exists()
+
+
+@pytest.mark.parametrize(
+    ("libraries", "shown"),
+    [({}, False), ({"LOG_LEVEL_LIBRARIES": "DEBUG"}, True)],
+    ids=["default", "LOG_LEVEL_LIBRARIES=DEBUG"],
+)
+def test_debug_logging_leaves_out_the_chatty_libraries_unless_they_are_asked_for(
+    tmp_path: Path, libraries: dict[str, str], shown: bool
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'paramadapt.db'}",
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "PORT": str(free_port()),
+        "LOG_LEVEL": "DEBUG",
+        **libraries,
+    }
+    bot = BotProcess("run", env=env, cwd=tmp_path)
+    try:
+        bot.wait_for(r"paramadapt listening on ", timeout=60)  # migrated, the lease taken
+        assert bot.stop() == 0
+    finally:
+        if bot.proc.poll() is None:
+            bot.kill()
+    assert any(" DEBUG aiosqlite: " in line for line in bot.lines) == shown
 
 
 RACERS = 6

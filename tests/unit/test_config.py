@@ -274,3 +274,17 @@ def test_the_risk_channel_error_says_a_name_or_an_id_is_taken(tmp_path: Path) ->
         load_settings(env)
 
     assert "channel name (#name, such as #risk-blocked) or a channel id (C…)" in str(raised.value)
+
+
+def test_a_mistyped_key_of_a_parameter_is_shown_the_closest_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "[parameters.min_confidence]\nmaxx = 0.9\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"PARAMADAPT_CONFIG": str(path)})
+    assert "parameter min_confidence: unknown key(s) maxx; did you mean 'max'? allowed: " in str(
+        refused.value
+    )
+
+
+def test_the_libraries_log_level_is_checked_like_log_level() -> None:
+    with pytest.raises(ConfigError, match=r"^LOG_LEVEL_LIBRARIES: must be one of DEBUG, "):
+        load_settings({"LOG_LEVEL_LIBRARIES": "chatty"})
