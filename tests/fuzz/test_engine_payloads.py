@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -91,8 +92,8 @@ class Mutator:
     def value(self) -> Any:
         rng = self.rng
         pick = rng.random()
-        if pick < 0.6:
-            return rng.choice(ODD_VALUES)
+        if pick < 0.6:  # a copy: a shared list changed in place would come back nested in itself
+            return copy.deepcopy(rng.choice(ODD_VALUES))
         if pick < 0.8:
             return "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(rng.randint(0, 12)))
         return rng.choice([rng.uniform(-1e6, 1e6), rng.randint(-(2**70), 2**70)])
@@ -162,7 +163,7 @@ async def test_random_payloads_are_refused_with_a_reason_and_store_nothing(
     api: Api, endpoint: str
 ) -> None:
     path = endpoint.split()[0]
-    mutator = Mutator(seed=hash(endpoint) % 1000 + 20261123)
+    mutator = Mutator(seed=zlib.crc32(endpoint.encode()) % 1000 + 20261123)  # same every run
     for n in range(150):
         payload = mutator.mutate(PAYLOADS[endpoint](n))
         what = f"POST {path} {json.dumps(payload, default=repr)[:300]}"
