@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -97,3 +98,22 @@ class BotProcess:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+SOCKET_MODE_CONNECTED = "Slack: connected in Socket Mode"
+
+
+async def started_in_socket_mode(env: dict[str, str]) -> BotProcess:
+    """`paramadapt run`, once it is connected to Slack in Socket Mode."""
+    bot = BotProcess("run", env=env)
+    await asyncio.to_thread(bot.wait_for, SOCKET_MODE_CONNECTED)
+    return bot
+
+
+async def stopped(bot: BotProcess, timeout: float = 20) -> int:
+    """SIGTERM; the exit code (raises if the process is still running after `timeout`)."""
+    try:
+        return await asyncio.to_thread(bot.stop, timeout=timeout)
+    finally:
+        if bot.proc.poll() is None:
+            bot.kill()

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from tests.api.conftest import Api, blocked
-from tests.faults.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy, proxy_to, through
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -22,18 +20,14 @@ ALERT_DEPTH = 'paramadapt_outbox_pending{topic="slack.blocked_trade"}'
 
 @pytest.fixture
 async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url)
-    running = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await running.start()
-    yield running
-    await running.close()
+    async with proxy_to(database_url) as running:
+        yield running
 
 
 @pytest.fixture
 def settings(settings: Settings, proxy: TcpProxy) -> Settings:
     """The server reaches PostgreSQL only through the proxy."""
-    through = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
-    return replace(settings, database_url=through.render_as_string(hide_password=False))
+    return through(settings, proxy)
 
 
 def series(text: str, name: str) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,27 +11,11 @@ import pytest
 from tests.e2e.conftest import APP_TOKEN, RISK, VIEWER, alerts_in, on_sqlite, param
 from tests.e2e.test_slack_run import environment, report_blocked_trade
 from tests.fakeslack import FakeSlack
-from tests.process import BotProcess
+from tests.process import BotProcess, started_in_socket_mode, stopped
 
 pytestmark = on_sqlite
 
-CONNECTED = "Slack: connected in Socket Mode"
 STOP_BOUND = 8.0  # seconds; generous: a stop is not a timing test, only a long wait is refused
-
-
-async def started(env: dict[str, str]) -> BotProcess:
-    bot = BotProcess("run", env=env)
-    await asyncio.to_thread(bot.wait_for, CONNECTED)
-    return bot
-
-
-async def stopped(bot: BotProcess, timeout: float = 20) -> int:
-    """SIGTERM; the exit code (raises if the process is still running after `timeout`)."""
-    try:
-        return await asyncio.to_thread(bot.stop, timeout=timeout)
-    finally:
-        if bot.proc.poll() is None:
-            bot.kill()
 
 
 @pytest.fixture
@@ -46,10 +29,10 @@ def env(tmp_path: Path, database_url: str, slack: FakeSlack) -> dict[str, str]:
     return {**environment(tmp_path, database_url, slack), "SLACK_APP_TOKEN": APP_TOKEN}
 
 
-async def test_sigterm_after_slack_refreshed_the_connection_closes_it_with_slacks_answer(
-    env: dict[str, str], slack: FakeSlack
-) -> None:
-    bot = await started(env)
+async def refreshed(env: dict[str, str], slack: FakeSlack) -> BotProcess:
+    """A bot whose Socket Mode connection Slack has refreshed (`disconnect`), answering on
+    the new one."""
+    bot = await started_in_socket_mode(env)
     try:
         first = slack.connections[0]
         await slack.send_disconnect("refresh_requested")
@@ -60,6 +43,13 @@ async def test_sigterm_after_slack_refreshed_the_connection_closes_it_with_slack
     except BaseException:
         await stopped(bot)
         raise
+    return bot
+
+
+async def test_sigterm_after_slack_refreshed_the_connection_closes_it_with_slacks_answer(
+    env: dict[str, str], slack: FakeSlack
+) -> None:
+    bot = await refreshed(env, slack)
 
     code = await stopped(bot, timeout=STOP_BOUND)
 
@@ -68,12 +58,24 @@ async def test_sigterm_after_slack_refreshed_the_connection_closes_it_with_slack
     assert "did not close within" not in "\n".join(bot.lines)  # Slack answered the close
 
 
+async def test_sigterm_stops_the_process_when_slack_never_answers_the_close(
+    env: dict[str, str], slack: FakeSlack
+) -> None:
+    bot = await refreshed(env, slack)
+    slack.answers_close = False  # as some stand-ins: the close handshake never completes
+
+    code = await stopped(bot, timeout=STOP_BOUND)  # raises if the process is still running
+
+    assert code == 0
+    assert "the Socket Mode connection did not close within" in "\n".join(bot.lines)
+
+
 async def test_sigterm_during_a_long_retry_after_stops_and_the_alert_is_posted_once_later(
     env: dict[str, str], slack: FakeSlack, http: aiohttp.ClientSession
 ) -> None:
     base = f"http://127.0.0.1:{env['PORT']}"
     slack.fail_next("chat.postMessage", status=429, retry_after=30)
-    bot = await started(env)
+    bot = await started_in_socket_mode(env)
     try:
         await report_blocked_trade(http, base)
         await slack.wait_for_call("chat.postMessage", ok=False, timeout=15)  # now waiting 30 s
@@ -83,7 +85,7 @@ async def test_sigterm_during_a_long_retry_after_stops_and_the_alert_is_posted_o
 
     code = await stopped(bot, timeout=STOP_BOUND)
     after_the_stop = alerts_in(slack)
-    restarted = await started(env)
+    restarted = await started_in_socket_mode(env)
     try:
         await slack.wait_until(lambda: len(alerts_in(slack)) == 1, what="the alert")
     finally:

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from sqlalchemy.engine import make_url
+
+from bot.config import Settings
 
 
 class TcpProxy:
@@ -74,3 +80,21 @@ class TcpProxy:
         for end in (writer, other):
             end.transport.abort()
             self._writers.discard(end)
+
+
+@contextlib.asynccontextmanager
+async def proxy_to(database_url: str) -> AsyncIterator[TcpProxy]:
+    """A running proxy in front of the database of `database_url`."""
+    url = make_url(database_url)
+    running = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+def through(settings: Settings, proxy: TcpProxy) -> Settings:
+    """`settings` reaching the database only through `proxy`."""
+    url = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
+    return replace(settings, database_url=url.render_as_string(hide_password=False))

@@ -5,15 +5,13 @@ body, nothing is half-written, and the server recovers by itself once the databa
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.config import Settings
 from storage.db import create_engine
 from tests.api.conftest import Api, blocked
-from tests.faults.tcp_proxy import TcpProxy
+from tests.faults.tcp_proxy import TcpProxy, proxy_to, through
 from tests.fuzz.stored import row_counts
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -23,18 +21,14 @@ BATCH = {"events": [blocked(f"db-down-{n}") for n in range(20)]}
 
 @pytest.fixture
 async def proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(database_url)
-    running = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await running.start()
-    yield running
-    await running.close()
+    async with proxy_to(database_url) as running:
+        yield running
 
 
 @pytest.fixture
 def settings(settings: Settings, proxy: TcpProxy) -> Settings:
     """The bot reaches PostgreSQL only through the proxy."""
-    through = make_url(settings.database_url).set(host="127.0.0.1", port=proxy.port)
-    return replace(settings, database_url=through.render_as_string(hide_password=False))
+    return through(settings, proxy)
 
 
 async def stored(database_url: str) -> dict[str, int]:
