@@ -63,7 +63,9 @@ class BotProcess:
             self.lines.append(line.rstrip("\n"))
             self._new.put(line)
 
-    def wait_for(self, pattern: str, timeout: float = 15) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """The first log line matching `pattern`; the default wait is long because a loaded
+        CI machine can take many seconds to import and start the process."""
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
         for line in list(self.lines):
